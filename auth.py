@@ -1,0 +1,122 @@
+"""Authentication and authorization hooks for FlaskSimpleAuth, each backed by one query.
+
+Freshness over caching: FlaskSimpleAuth's own caches are in-process and would
+keep accepting an old password, an old group or a deleted user's token on the
+other server processes. So every authenticated request reads its user row once
+(one indexed query, memoised for the request in flask.g) and derives the password
+hash, the ADMIN group and the "user still exists" check from it. Only pure
+computations are cached: the bcrypt verification of a (password, current hash)
+pair, which a password change invalidates by changing the hash.
+"""
+
+import collections
+import hashlib
+import hmac
+import os
+import threading
+
+import flask
+import FlaskSimpleAuth as fsa
+
+from database import db
+
+# bcrypt only reads the first 72 bytes: longer passwords are refused, not truncated
+PASSWORD_MAX_BYTES = 72
+
+
+def user_row(login: str) -> dict | None:
+    """The user's row, read once per request: uid, login, pword, isadmin."""
+    memo = flask.g.setdefault("kiva_users", {})
+    if login not in memo:
+        memo[login] = db.get_user_login(login=login)
+    return memo[login]
+
+
+def get_user_pass(login: str) -> str | None:
+    """The password hash FlaskSimpleAuth checks against, None for an unknown login."""
+    row = user_row(login)
+    return row["pword"] if row else None
+
+
+def is_admin(login: str) -> bool:
+    """Membership of the ADMIN group."""
+    row = user_row(login)
+    return bool(row and row["isadmin"])
+
+
+def password_quality(password: str) -> bool:
+    """Refuse what bcrypt cannot hash faithfully (FSA_PASSWORD_LENGTH sets the minimum)."""
+    if len(password.encode()) > PASSWORD_MAX_BYTES:
+        raise ValueError(f"password longer than {PASSWORD_MAX_BYTES} bytes")
+    return True
+
+
+def can_access_owned(login: str, oid: int, _mode) -> bool | None:
+    """Object permission "owned": True for its owner, False for others, None if no such object."""
+    res = db.can_access_owned(login=login, oid=oid)
+    return bool(res["allowed"]) if res else None
+
+
+def can_access_user(login: str, uid: int, _mode) -> bool | None:
+    """Object permission "user": the user themself or an admin; None if no such user."""
+    res = db.can_access_user(login=login, uid=uid)
+    return bool(res["allowed"]) if res else None
+
+
+def memoise_verification(verify, size: int = 4096):
+    """Cache successful password checks by (keyed digest of the password, current hash).
+
+    A changed password has a new hash (new salt): the entry no longer matches and
+    the old password goes to bcrypt again, which refuses it. Failures are never
+    cached. The key is an HMAC under a per-process random key: the cache holds no
+    password, nor any digest that could be brute-forced offline.
+    """
+    secret = os.urandom(32)
+    verified: collections.OrderedDict[tuple[bytes, str], None] = collections.OrderedDict()
+    lock = threading.Lock()
+
+    def check(password: str, ref: str) -> bool:
+        key = (hmac.new(secret, password.encode(), hashlib.sha256).digest(), ref)
+        with lock:
+            if key in verified:
+                verified.move_to_end(key)
+                return True
+        if not verify(password, ref):
+            return False
+        with lock:
+            verified[key] = None
+            if len(verified) > size:
+                verified.popitem(last=False)
+        return True
+
+    return check
+
+
+def token_of_existing_user(token_auth):
+    """Wrap token authentication: a token is refused once its user is deleted."""
+
+    def authenticate(app, req) -> str | None:
+        login = token_auth(app, req)
+        if login and not user_row(login):
+            raise fsa.ErrorResponse("invalid token", 401)
+        return login
+
+    return authenticate
+
+
+def init_app(app: fsa.Flask):
+    """Register the hooks; refuse to run in production without a token secret."""
+    if app.config.get("FSA_MODE") == "prod" and not app.config.get("FSA_TOKEN_SECRET"):
+        raise RuntimeError("APP_SECRET must be set in production: tokens would not verify")
+    app.get_user_pass(get_user_pass)
+    app.group_check("ADMIN", is_admin)
+    app.password_quality(password_quality)
+    app.object_perms("owned", can_access_owned)
+    app.object_perms("user", can_access_user)
+    # FlaskSimpleAuth has no public hook for these two: wrap its own functions
+    fsa_auth = app._fsa  # type: ignore[attr-defined]
+    fsa_auth._initialize()
+    token_auth = fsa_auth._am._authentication["token"]
+    app.authentication("token", token_of_existing_user(token_auth))
+    provider = fsa_auth._am._pm._pass_provider
+    provider.verify = memoise_verification(provider.verify)

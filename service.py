@@ -1,0 +1,29 @@
+"""Service routes: /version proves the whole chain works, /health is for monitoring."""
+
+import flask
+import FlaskSimpleAuth as fsa
+
+from database import DB_ERRORS, db, log
+
+VERSION = "1.0.0"
+
+service = fsa.Blueprint("service", __name__)
+
+
+# GET /version: app name and version, current user if any, time from the database
+@service.get("/version", authz="OPEN")
+def get_version():
+    app = flask.current_app
+    user = app.get_user(required=False)  # type: ignore[attr-defined]
+    return {"app": app.name, "version": VERSION, "user": user, "now": db.now()}, 200
+
+
+# GET /health: 200 when the database answers, 503 when it does not
+@service.get("/health", authz="OPEN")
+def get_health():
+    try:
+        db.now()
+    except DB_ERRORS as e:
+        log.error(f"health check: {e}")
+        return {"status": "error", "db": "unreachable"}, 503
+    return {"status": "ok", "db": "ok"}, 200

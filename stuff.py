@@ -1,0 +1,48 @@
+"""Stuff: the CRUDS demo of the course, open on purpose."""
+
+import FlaskSimpleAuth as fsa
+
+from database import db
+from model import Int64, Limit, Name, Pattern
+from paging import ALL, DEFAULT_LIMIT, FIRST, page
+
+stuff = fsa.Blueprint("stuff", __name__)
+
+
+# GET /stuff: all stuff, or those matching a LIKE pattern, by pages
+@stuff.get("/stuff", authz="OPEN")
+def get_stuff(filter: Pattern = ALL, after: Int64 = FIRST, limit: Limit = DEFAULT_LIMIT):
+    rows = list(db.get_stuff_page(filter=filter, after=after, lim=limit + 1))
+    return page(rows, "sid", limit, filter=filter)
+
+
+# POST /stuff: add new stuff
+@stuff.post("/stuff", authz="OPEN")
+def post_stuff(stuff: Name):
+    sid = db.add_stuff(stuff=stuff)
+    fsa.checkVal(sid, f"stuff already exists: {stuff}", 409)
+    return {"sid": sid}, 201
+
+
+# GET /stuff/<sid>: get this stuff
+@stuff.get("/stuff/<sid>", authz="OPEN")
+def get_stuff_sid(sid: int):
+    res = db.get_stuff_sid(sid=sid)
+    fsa.checkVal(res, f"no such sid: {sid}", 404)
+    return res, 200
+
+
+# PUT /stuff/<sid>, PATCH /stuff/<sid>: rename this stuff
+@stuff.route("/stuff/<sid>", methods=["PUT", "PATCH"], authz="OPEN")
+def put_stuff_sid(sid: int, stuff: Name):
+    res = db.upd_stuff_sid(sid=sid, stuff=stuff)
+    fsa.checkVal(res, f"no such sid: {sid}", 404)
+    return "", 204
+
+
+# DELETE /stuff/<sid>: delete this stuff
+@stuff.delete("/stuff/<sid>", authz="OPEN")
+def delete_stuff_sid(sid: int):
+    res = db.del_stuff_sid(sid=sid)
+    fsa.checkVal(res, f"no such sid: {sid}", 404)
+    return "", 204
