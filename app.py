@@ -27,6 +27,8 @@ auth.init_app(app)
 
 from service import service  # noqa: E402
 from stuff import stuff  # noqa: E402
+from things import things  # noqa: E402
 
 app.register_blueprint(service)
 app.register_blueprint(stuff)
+app.register_blueprint(things)
