@@ -1,8 +1,8 @@
 """Kiva: the reference Flask REST back-end of the course "Programmation back-end".
 
 This file is the table of contents: it creates the application, loads the
-configuration named by APP_CONFIG, sets up the database and authentication,
-and registers one blueprint per domain.
+configuration named by APP_CONFIG, sets up the audit trail, the database and
+authentication, and registers one blueprint per domain.
 """
 
 import logging
@@ -10,25 +10,30 @@ import os
 
 import FlaskSimpleAuth as fsa
 
+import audit
+import auth
+import database
+from compute import comp
+from model import PathId
+from owned import owned
+from service import service
+from stuff import stuff
+from things import things
+from users import users
+
 logging.basicConfig(level=logging.INFO)
 
 app = fsa.Flask(os.environ.get("APP_NAME", "kiva"))
 app.config.from_envvar("APP_CONFIG")
+app.url_map.converters["int"] = PathId  # ids beyond 64 bits are a 404, not a database error
 
-from model import PathId  # noqa: E402
-
-app.url_map.converters["int"] = PathId
-
-import auth  # noqa: E402  (modules below need the configured app)
-import database  # noqa: E402
-
+audit.init_app(app)  # first: its after-request hook runs last and logs the final status
 database.init_app(app)
 auth.init_app(app)
-
-from service import service  # noqa: E402
-from stuff import stuff  # noqa: E402
-from things import things  # noqa: E402
 
 app.register_blueprint(service)
 app.register_blueprint(stuff)
 app.register_blueprint(things)
+app.register_blueprint(users)
+app.register_blueprint(owned)
+app.register_blueprint(comp, url_prefix="/cmp")

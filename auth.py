@@ -18,10 +18,19 @@ import threading
 import flask
 import FlaskSimpleAuth as fsa
 
-from database import db
+from database import db, json_error
 
 # bcrypt only reads the first 72 bytes: longer passwords are refused, not truncated
 PASSWORD_MAX_BYTES = 72
+
+# the least bcrypt cost production accepts (about 0.25 s a hash on a 2020s core)
+PRODUCTION_ROUNDS = 12
+
+# the hash of a random password nobody knows, set by init_app at the configured cost
+UNKNOWN_USER_HASH = ""
+
+# FlaskSimpleAuth's "param" scheme also reads the query string, which access logs keep
+CREDENTIAL_PARAMS = {"USER", "PASS"}
 
 
 def user_row(login: str) -> dict | None:
@@ -32,10 +41,14 @@ def user_row(login: str) -> dict | None:
     return memo[login]
 
 
-def get_user_pass(login: str) -> str | None:
-    """The password hash FlaskSimpleAuth checks against, None for an unknown login."""
+def get_user_pass(login: str) -> str:
+    """The password hash FlaskSimpleAuth checks the given password against.
+
+    An unknown login gets a hash no password matches: bcrypt runs all the same,
+    and the 401 ("invalid password for …") does not tell whether the login exists.
+    """
     row = user_row(login)
-    return row["pword"] if row else None
+    return row["pword"] if row else UNKNOWN_USER_HASH
 
 
 def is_admin(login: str) -> bool:
@@ -47,7 +60,7 @@ def is_admin(login: str) -> bool:
 def password_quality(password: str) -> bool:
     """Refuse what bcrypt cannot hash faithfully (FSA_PASSWORD_LENGTH sets the minimum)."""
     if len(password.encode()) > PASSWORD_MAX_BYTES:
-        raise ValueError(f"password longer than {PASSWORD_MAX_BYTES} bytes")
+        raise fsa.ErrorResponse(f"password longer than {PASSWORD_MAX_BYTES} bytes", 400)
     return True
 
 
@@ -104,10 +117,22 @@ def token_of_existing_user(token_auth):
     return authenticate
 
 
+def no_credentials_in_query_string():
+    """Refuse USER/PASS in a query string: they would end up in access logs."""
+    if CREDENTIAL_PARAMS & flask.request.args.keys():
+        return json_error("credentials must be sent in the request body, not in the URL", 400)
+    return None
+
+
 def init_app(app: fsa.Flask):
-    """Register the hooks; refuse to run in production without a token secret."""
-    if app.config.get("FSA_MODE") == "prod" and not app.config.get("FSA_TOKEN_SECRET"):
-        raise RuntimeError("APP_SECRET must be set in production: tokens would not verify")
+    """Register the hooks; in production, refuse to run without a secret or with weak hashes."""
+    global UNKNOWN_USER_HASH
+    if app.config.get("KIVA_PRODUCTION"):
+        if not app.config.get("FSA_TOKEN_SECRET"):
+            raise RuntimeError("APP_SECRET must be set in production: tokens would not verify")
+        if app.config.get("FSA_PASSWORD_OPTS", {}).get("rounds", 0) < PRODUCTION_ROUNDS:
+            raise RuntimeError(f"bcrypt cost must be at least {PRODUCTION_ROUNDS} in production")
+    app.before_request(no_credentials_in_query_string)
     app.get_user_pass(get_user_pass)
     app.group_check("ADMIN", is_admin)
     app.password_quality(password_quality)
@@ -120,3 +145,4 @@ def init_app(app: fsa.Flask):
     app.authentication("token", token_of_existing_user(token_auth))
     provider = fsa_auth._am._pm._pass_provider
     provider.verify = memoise_verification(provider.verify)
+    UNKNOWN_USER_HASH = app.hash_password(os.urandom(16).hex(), check=False)

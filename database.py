@@ -32,9 +32,7 @@ DB_ERRORS = (sqlite3.Error, psycopg.Error)
 # SQLite has no boolean nor time stamp types: these declared column types are
 # converted back to Python values (PARSE_DECLTYPES), as psycopg does natively.
 sqlite3.register_converter("BOOLEAN", lambda b: b != b"0")
-sqlite3.register_converter(
-    "TIMESTAMP", lambda b: datetime.datetime.fromisoformat(b.decode()).replace(tzinfo=UTC)
-)
+sqlite3.register_converter("TIMESTAMP", lambda b: datetime.datetime.fromisoformat(b.decode()).replace(tzinfo=UTC))
 
 
 def sqlite_dict_row(cursor: sqlite3.Cursor, row: tuple) -> dict:
@@ -52,9 +50,24 @@ def number(value: decimal.Decimal) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
+def unavailable(e: BaseException) -> fsa.ErrorResponse:
+    """The database cannot answer: this whole request will be a 503.
+
+    The flag matters where FlaskSimpleAuth catches the error itself: a lookup
+    failing during authentication would otherwise end as a plain 401.
+    """
+    log.error(f"database unavailable: {e}")
+    flask.g.kiva_db_unavailable = True
+    return fsa.ErrorResponse("database unavailable, please retry later", 503)
+
+
 def connect(config: dict) -> anodb.DB:
     """Open one AnoDB connection with the queries loaded."""
-    conn = anodb.DB(**config, exception=refusal)
+    try:
+        conn = anodb.DB(**config, exception=refusal)
+    except DB_ERRORS as e:
+        unavailable(e)
+        raise
     if conn._db == "sqlite3":
         conn._conn.row_factory = sqlite_dict_row
         conn.sqlite_setup()
@@ -76,11 +89,8 @@ def refusal(e: BaseException) -> BaseException:
     while reading rows (list queries are generators) or ending the transaction.
     """
     if isinstance(e, (psycopg.OperationalError, psycopg.InterfaceError, sqlite3.OperationalError)):
-        log.error(f"database unavailable: {e}")
-        return fsa.ErrorResponse("database unavailable, please retry later", 503)
-    if isinstance(e, psycopg.errors.UniqueViolation) or (
-        isinstance(e, sqlite3.IntegrityError) and "UNIQUE" in str(e)
-    ):
+        return unavailable(e)
+    if isinstance(e, psycopg.errors.UniqueViolation) or (isinstance(e, sqlite3.IntegrityError) and "UNIQUE" in str(e)):
         return fsa.ErrorResponse("conflict: this name is already taken", 409)
     if isinstance(e, psycopg.errors.ForeignKeyViolation) or (
         isinstance(e, sqlite3.IntegrityError) and "FOREIGN KEY" in str(e)
@@ -111,7 +121,9 @@ def close_broken():
 
 
 def db_commit(res: flask.Response) -> flask.Response:
-    """Commit below 400, roll back otherwise."""
+    """Commit below 400, roll back otherwise; a 503 if the database failed meanwhile."""
+    if flask.g.get("kiva_db_unavailable") and res.status_code != 503:
+        res = json_error("database unavailable, please retry later", 503)
     if not db._has_obj():  # this request did not touch the database
         return res
     try:

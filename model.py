@@ -4,6 +4,9 @@ FlaskSimpleAuth casts each request parameter to its declared type; a value the
 type refuses (ValueError) is a 400 with the reason, before the route runs.
 """
 
+import typing
+
+import pydantic
 import werkzeug.routing
 
 NAME_MAX = 200
@@ -56,3 +59,19 @@ class PathId(werkzeug.routing.IntegerConverter):
 
     def __init__(self, url_map, fixed_digits=0, min=None, max=2**63 - 1, signed=False):
         super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
+Login = typing.Annotated[
+    str, pydantic.StringConstraints(min_length=1, max_length=NAME_MAX, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+
+
+class User(pydantic.BaseModel):
+    """A user as /users receives it: the password is clear text here, hashed before storage."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+
+    login: Login
+    password: str
+    isAdmin: bool = False
+    uid: int | None = None  # unknown on POST, must match the path on PUT

@@ -67,3 +67,60 @@ SELECT u.login = :login AS allowed
 SELECT u.login = :login OR me.isAdmin AS allowed
   FROM Utilisateur AS u, Utilisateur AS me
   WHERE u.uid = :uid AND me.login = :login;
+
+-- name: add_user(login, pword, isadmin)$
+-- None when the login is taken: 409 without racing.
+INSERT INTO Utilisateur(login, pword, isAdmin) VALUES (:login, :pword, :isadmin)
+  ON CONFLICT DO NOTHING
+  RETURNING uid;
+
+-- name: get_user_page(filter, after, lim)
+-- Users as the API shows them: never the password hash.
+SELECT uid, login, isAdmin AS isadmin, created
+  FROM Utilisateur
+  WHERE login LIKE :filter AND uid > :after
+  ORDER BY uid
+  LIMIT :lim;
+
+-- name: get_user_uid(uid)^
+SELECT uid, login, isAdmin AS isadmin, created FROM Utilisateur WHERE uid = :uid;
+
+-- name: upd_user_uid(uid, login, pword, isadmin)!
+-- Full update (PUT): a taken login is a unique violation, hence a 409.
+UPDATE Utilisateur SET login = :login, pword = :pword, isAdmin = :isadmin WHERE uid = :uid;
+
+-- name: patch_user_uid(uid, pword, isadmin)!
+-- Partial update (PATCH): a None parameter keeps the current value.
+UPDATE Utilisateur
+  SET pword = COALESCE(:pword, pword), isAdmin = COALESCE(:isadmin, isAdmin)
+  WHERE uid = :uid;
+
+-- name: del_user_uid(uid)!
+-- A user who still owns objects is referenced: the foreign key refuses, a 409.
+DELETE FROM Utilisateur WHERE uid = :uid;
+
+--
+-- OWNED OBJECTS
+--
+
+-- name: get_owned_page(after, lim)
+SELECT oid, object, owner FROM Owned WHERE oid > :after ORDER BY oid LIMIT :lim;
+
+-- name: get_owned_uid_page(uid, after, lim)
+SELECT oid, object, owner FROM Owned WHERE owner = :uid AND oid > :after ORDER BY oid LIMIT :lim;
+
+-- name: get_object_oid(oid)^
+SELECT oid, object, owner FROM Owned WHERE oid = :oid;
+
+-- name: add_object(object, login)$
+-- A new object owned by this user; None when they own one by that name already.
+INSERT INTO Owned(object, owner)
+  SELECT :object, uid FROM Utilisateur WHERE login = :login
+  ON CONFLICT DO NOTHING
+  RETURNING oid;
+
+-- name: upd_object_oid(oid, object)!
+UPDATE Owned SET object = :object WHERE oid = :oid;
+
+-- name: del_object_oid(oid)!
+DELETE FROM Owned WHERE oid = :oid;

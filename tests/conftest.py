@@ -6,7 +6,12 @@ they only talk HTTP through FlaskTester's `ft_client`, create their own rows wit
 unique names and remove them, so they run in any order, on a long-lived server too.
 """
 
+import base64
+import concurrent.futures
+import datetime
+import hashlib
 import os
+import threading
 import uuid
 
 import pytest
@@ -30,3 +35,56 @@ def unique(prefix: str) -> str:
 def api(ft_client):
     """The application under test, without credentials unless a login is given."""
     return ft_client
+
+
+def basic(login: str, password: str) -> dict[str, str]:
+    """Headers for HTTP basic authentication."""
+    credentials = base64.b64encode(f"{login}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {credentials}"}
+
+
+def bearer(token: str) -> dict[str, str]:
+    """Headers for token authentication."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def forge_token(login: str, minutes: float = 60, realm: str = "kiva", secret: str | None = None) -> str:
+    """A FlaskSimpleAuth token "realm:login:limit:signature", signed like the server does.
+
+    The tests know the server's secret (APP_SECRET, a test-only value set by the
+    Makefile): they can make expired tokens or tokens for another realm without waiting.
+    """
+    secret = secret or os.environ.get("APP_SECRET")
+    assert secret, "APP_SECRET must be set for the token tests (make check sets it)"
+    when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=minutes)
+    data = f"{realm}:{login}:{when:%Y%m%d%H%M%S}"
+    signature = hashlib.blake2s(f"{data}:{secret}".encode()).digest()[:16].hex()
+    return f"{data}:{signature}"
+
+
+def in_parallel(requests: list[tuple[str, str, dict]]) -> list[tuple[int, dict | None]]:
+    """Send requests at the same time, each from its own thread and connection.
+
+    Returns (status, JSON body) in order. Against a live server each thread has its
+    own HTTP session; in-process each has its own Flask test client.
+    """
+    barrier = threading.Barrier(len(requests))
+
+    def send(method: str, path: str, kwargs: dict):
+        if EXTERNAL:
+            import requests as http
+
+            session = http.Session()
+            barrier.wait()
+            res = session.request(method, os.environ["FLASK_TESTER_APP"] + path, timeout=30, **kwargs)
+            return res.status_code, (res.json() if res.content else None)
+        from app import app
+
+        client = app.test_client()
+        barrier.wait()
+        res = client.open(path, method=method, **kwargs)
+        return res.status_code, res.json
+
+    with concurrent.futures.ThreadPoolExecutor(len(requests)) as pool:
+        futures = [pool.submit(send, *request) for request in requests]
+        return [f.result() for f in futures]
