@@ -13,6 +13,8 @@ import FlaskSimpleAuth as fsa
 import audit
 import auth
 import database
+import errors
+import security
 from compute import comp
 from model import PathId
 from owned import owned
@@ -27,7 +29,10 @@ app = fsa.Flask(os.environ.get("APP_NAME", "kiva"))
 app.config.from_envvar("APP_CONFIG")
 app.url_map.converters["int"] = PathId  # ids beyond 64 bits are a 404, not a database error
 
-audit.init_app(app)  # first: its after-request hook runs last and logs the final status
+# after-request hooks run in the reverse order: the audit line comes last, with the final status
+audit.init_app(app)
+security.init_app(app)
+errors.init_app(app)
 database.init_app(app)
 auth.init_app(app)
 

@@ -62,29 +62,54 @@ def forge_token(login: str, minutes: float = 60, realm: str = "kiva", secret: st
     return f"{data}:{signature}"
 
 
+class Raw:
+    """Raw HTTP, for what FlaskTester does not send: bodies that are not a dict.
+
+    Against a live server it is a requests session; in-process a Flask test client.
+    Responses offer status_code, headers and json (None if the body is not JSON).
+    """
+
+    def __init__(self):
+        if EXTERNAL:
+            import requests
+
+            self._session = requests.Session()
+        else:
+            from app import app
+
+            self._client = app.test_client()
+
+    def request(self, method: str, path: str, **kwargs):
+        if EXTERNAL:
+            res = self._session.request(method, os.environ["FLASK_TESTER_APP"] + path, timeout=30, **kwargs)
+            try:
+                res.json_body = res.json()
+            except ValueError:
+                res.json_body = None
+            return res
+        res = self._client.open(path, method=method, **kwargs)
+        res.json_body = res.get_json(silent=True)
+        return res
+
+
 def in_parallel(requests: list[tuple[str, str, dict]]) -> list[tuple[int, dict | None]]:
     """Send requests at the same time, each from its own thread and connection.
 
-    Returns (status, JSON body) in order. Against a live server each thread has its
-    own HTTP session; in-process each has its own Flask test client.
+    Returns (status, JSON body) in order.
     """
     barrier = threading.Barrier(len(requests))
 
     def send(method: str, path: str, kwargs: dict):
-        if EXTERNAL:
-            import requests as http
-
-            session = http.Session()
-            barrier.wait()
-            res = session.request(method, os.environ["FLASK_TESTER_APP"] + path, timeout=30, **kwargs)
-            return res.status_code, (res.json() if res.content else None)
-        from app import app
-
-        client = app.test_client()
+        raw = Raw()
         barrier.wait()
-        res = client.open(path, method=method, **kwargs)
-        return res.status_code, res.json
+        res = raw.request(method, path, **kwargs)
+        return res.status_code, res.json_body
 
     with concurrent.futures.ThreadPoolExecutor(len(requests)) as pool:
         futures = [pool.submit(send, *request) for request in requests]
         return [f.result() for f in futures]
+
+
+@pytest.fixture
+def raw():
+    return Raw()

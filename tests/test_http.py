@@ -1,0 +1,104 @@
+"""HTTP-level behaviour: every error is JSON with the right status, security headers."""
+
+import pytest
+from conftest import EXTERNAL, basic
+
+JSON = {"Content-Type": "application/json"}
+MALFORMED, NOT_AN_OBJECT = "malformed or empty JSON body", "the JSON body must be an object of parameters"
+
+
+def test_malformed_json_bodies(raw):
+    for body in ['{"stuff": ', "", "not json", "[1, 2]", '"a string"', "42", "null"]:
+        res = raw.request("POST", "/stuff", data=body, headers=JSON)
+        assert res.status_code == 400, body
+        assert res.json_body["error"] in (
+            "malformed or empty JSON body",
+            "the JSON body must be an object of parameters",
+        )
+
+
+def test_json_value_of_the_wrong_type(api):
+    for value in [1, 1.5, True, None, [], {}]:
+        assert "error" in api.post("/stuff", 400, json={"stuff": value}).json
+    assert "error" in api.get("/stuff", 400, json={"limit": "ten"}).json
+    assert "error" in api.get("/stuff", 400, json={"limit": 10.5}).json
+
+
+def test_body_too_large(api, raw):
+    big = "x" * (1024 * 1024 + 1)
+    res = api.post("/stuff", 413, data={"stuff": big})
+    assert res.headers["Content-Type"] == "application/json" and "error" in res.json
+    res = raw.request("POST", "/stuff", data='{"stuff": "' + big + '"}', headers=JSON)
+    assert res.status_code == 413 and "error" in res.json_body
+
+
+def test_unknown_route(api):
+    res = api.get("/no/such/route", 404)
+    assert res.headers["Content-Type"] == "application/json" and "error" in res.json
+
+
+def test_method_not_allowed_has_allow(api):
+    res = api.delete("/stuff", 405)
+    assert "error" in res.json
+    assert set(res.headers["Allow"].split(", ")) >= {"GET", "POST"}
+    res = api.post("/stuff/1", 405)
+    assert set(res.headers["Allow"].split(", ")) >= {"GET", "PUT", "PATCH", "DELETE"}
+
+
+def test_integers_out_of_range(api):
+    assert "error" in api.get("/stuff/" + "9" * 40, 404).json
+    assert "error" in api.get("/users/" + "9" * 40, 404, login="calvin").json
+    assert "out of range" in api.get("/stuff", 400, data={"after": "9" * 40}).json["error"]
+    assert "out of range" in api.get("/stuff", 400, json={"after": -(10**30)}).json["error"]
+
+
+def test_nul_bytes_and_long_names(api):
+    for name in ["a\x00b", "x" * 201, "\x07bell"]:
+        assert "a name must" in api.post("/stuff", 400, data={"stuff": name}).json["error"]
+        assert "a name must" in api.post("/register", 400, data={"login": name, "pword": "password"}).json["error"]
+
+
+def test_garbage_authorization_is_401(api):
+    for header in ["Basic " + "A" * 10, "Basic =", "Bearer \x01", "Token abc", "Basic " + "é"]:
+        try:
+            res = api.get("/hello", 401, login=None, headers={"Authorization": header})
+        except UnicodeEncodeError:  # requests refuses non-latin-1 headers before sending
+            continue
+        assert "error" in res.json
+
+
+def test_security_headers(api):
+    res = api.get("/stuff/1", 200)
+    assert res.headers["X-Content-Type-Options"] == "nosniff"
+    assert "no-store" not in res.headers.get("Cache-Control", "")
+    res = api.get("/hello", 200, login=None, headers=basic("hobbes", "susie"))
+    assert res.headers["X-Content-Type-Options"] == "nosniff"
+    assert res.headers["Cache-Control"] == "no-store"
+    res = api.get("/hello", 401, login=None, headers=basic("hobbes", "wrong"))
+    assert res.headers["Cache-Control"] == "no-store"
+    assert api.get("/nowhere", 404).headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_no_cors_by_default(api):
+    res = api.get("/stuff/1", 200, headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in res.headers
+    res = api.request("OPTIONS", "/stuff", 200, headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in res.headers
+
+
+@pytest.mark.skipif(EXTERNAL, reason="the allow-list is a server setting: checked in-process only")
+def test_cors_allow_list():
+    from app import app
+
+    client = app.test_client()
+    app.config["KIVA_CORS_ORIGINS"] = ["https://front.example"]
+    try:
+        res = client.options("/stuff", headers={"Origin": "https://front.example"})
+        assert res.status_code == 200
+        assert res.headers["Access-Control-Allow-Origin"] == "https://front.example"
+        assert "Authorization" in res.headers["Access-Control-Allow-Headers"]
+        assert "POST" in res.headers["Access-Control-Allow-Methods"]
+        res = client.get("/stuff/1", headers={"Origin": "https://other.example"})
+        assert res.status_code == 200 and "Access-Control-Allow-Origin" not in res.headers
+    finally:
+        app.config["KIVA_CORS_ORIGINS"] = []
