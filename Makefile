@@ -21,6 +21,8 @@ TEST_DB ?= kiva_test
 TEST_PORT ?= 5055
 # tests forge tokens with the server's secret: a throw-away one, for tests only
 TEST_SECRET ?= kiva-test-secret-not-for-production
+# a short login-throttling window, so that the tests can see it end
+export APP_THROTTLE_SECONDS = 2
 
 
 

@@ -15,6 +15,7 @@ import auth
 import database
 import errors
 import security
+import throttle
 from compute import comp
 from model import PathId
 from owned import owned
@@ -33,6 +34,7 @@ app.url_map.converters["int"] = PathId  # ids beyond 64 bits are a 404, not a da
 audit.init_app(app)
 security.init_app(app)
 errors.init_app(app)
+throttle.init_app(app)  # counts failed logins once the request's transaction is over
 database.init_app(app)
 auth.init_app(app)
 

@@ -18,6 +18,7 @@ import threading
 import flask
 import FlaskSimpleAuth as fsa
 
+import throttle
 from database import db, json_error
 
 # bcrypt only reads the first 72 bytes: longer passwords are refused, not truncated
@@ -33,22 +34,34 @@ UNKNOWN_USER_HASH = ""
 CREDENTIAL_PARAMS = {"USER", "PASS"}
 
 
-def user_row(login: str) -> dict | None:
-    """The user's row, read once per request: uid, login, pword, isadmin."""
+def lookup(login: str) -> dict:
+    """What the database knows of a login, read once per request.
+
+    uid, login, pword, isadmin (all None for an unknown login), and the failed
+    password checks of the throttling window (failures, since).
+    """
     memo = flask.g.setdefault("kiva_users", {})
     if login not in memo:
         memo[login] = db.get_user_login(login=login)
     return memo[login]
 
 
+def user_row(login: str) -> dict | None:
+    """The user's row, or None if there is no such user (any more)."""
+    row = lookup(login)
+    return row if row["uid"] is not None else None
+
+
 def get_user_pass(login: str) -> str:
     """The password hash FlaskSimpleAuth checks the given password against.
 
-    An unknown login gets a hash no password matches: bcrypt runs all the same,
-    and the 401 ("invalid password for …") does not tell whether the login exists.
+    A throttled login is refused before bcrypt runs (429). An unknown login gets a
+    hash no password matches: bcrypt runs all the same, and the 401 ("invalid
+    password for …") does not tell whether the login exists.
     """
-    row = user_row(login)
-    return row["pword"] if row else UNKNOWN_USER_HASH
+    row = lookup(login)
+    throttle.check(login, row["failures"], row["since"])
+    return row["pword"] if row["uid"] is not None else UNKNOWN_USER_HASH
 
 
 def is_admin(login: str) -> bool:

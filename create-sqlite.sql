@@ -17,6 +17,14 @@ CREATE TABLE IF NOT EXISTS Utilisateur(
   created TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP  -- UTC, "YYYY-MM-DD HH:MM:SS"
 );
 
+-- failed password checks by login, known or not: login throttling (auth.py)
+CREATE TABLE IF NOT EXISTS AuthFailure(
+  login TEXT PRIMARY KEY,
+  failures INTEGER NOT NULL,
+  since REAL NOT NULL  -- first failure of the window, seconds since the epoch
+);
+CREATE INDEX IF NOT EXISTS authfailure_since ON AuthFailure(since);
+
 CREATE TABLE IF NOT EXISTS Owned(
   oid INTEGER PRIMARY KEY AUTOINCREMENT,
   object TEXT NOT NULL CHECK (LENGTH(object) BETWEEN 1 AND 200),

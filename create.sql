@@ -24,6 +24,14 @@ CREATE TABLE IF NOT EXISTS Utilisateur(
 );
 CREATE INDEX IF NOT EXISTS utilisateur_login_pattern ON Utilisateur(login text_pattern_ops);
 
+-- failed password checks by login, known or not: login throttling (auth.py)
+CREATE TABLE IF NOT EXISTS AuthFailure(
+  login TEXT PRIMARY KEY,
+  failures INTEGER NOT NULL,
+  since DOUBLE PRECISION NOT NULL  -- first failure of the window, seconds since the epoch
+);
+CREATE INDEX IF NOT EXISTS authfailure_since ON AuthFailure(since);
+
 -- objects with an owner: object permissions
 CREATE TABLE IF NOT EXISTS Owned(
   oid SERIAL PRIMARY KEY,

@@ -53,8 +53,26 @@ DELETE FROM Stuff WHERE sid = :sid;
 --
 
 -- name: get_user_login(login)^
--- The one query behind authentication, groups and "does this user still exist".
-SELECT uid, login, pword, isAdmin AS isadmin FROM Utilisateur WHERE login = :login;
+-- The one query behind authentication, groups, "does this user still exist" and
+-- login throttling: always one row, whose uid is NULL for an unknown login.
+SELECT u.uid, u.login, u.pword, u.isAdmin AS isadmin, f.failures, f.since
+  FROM (SELECT CAST(:login AS TEXT) AS who) AS q
+  LEFT JOIN Utilisateur AS u ON u.login = q.who
+  LEFT JOIN AuthFailure AS f ON f.login = q.who;
+
+-- name: add_auth_failure(login, now, start)!
+-- One more failed password check; a window that started before :start starts again.
+INSERT INTO AuthFailure(login, failures, since) VALUES (:login, 1, :now)
+  ON CONFLICT (login) DO UPDATE SET
+    failures = CASE WHEN AuthFailure.since < :start THEN 1 ELSE AuthFailure.failures + 1 END,
+    since = CASE WHEN AuthFailure.since < :start THEN :now ELSE AuthFailure.since END;
+
+-- name: del_auth_failures(login)!
+DELETE FROM AuthFailure WHERE login = :login;
+
+-- name: purge_auth_failures(start)!
+-- Forget windows that are over, so that random logins do not pile up.
+DELETE FROM AuthFailure WHERE since < :start;
 
 -- name: can_access_owned(login, oid)^
 -- Object permission: only its owner may access an owned object; no row → 404.

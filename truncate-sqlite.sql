@@ -2,6 +2,7 @@
 DELETE FROM Thing;
 DELETE FROM Owner;
 DELETE FROM Owned;
+DELETE FROM AuthFailure;
 DELETE FROM Utilisateur;
 DELETE FROM Stuff;
 DELETE FROM sqlite_sequence;

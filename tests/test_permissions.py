@@ -28,7 +28,7 @@ def credentials(identity: str, target: Target) -> dict[str, str]:
     return {
         "none": {},
         "unknown": basic(unique("hacker"), "secret-password"),
-        "wrong": basic("hobbes", "not-the-password"),
+        "wrong": basic(target.login, "not-the-password"),
         "user": basic("hobbes", SEED_PASSWORDS["hobbes"]),  # a plain user, unrelated
         "admin": basic("calvin", SEED_PASSWORDS["calvin"]),
         "owner": basic(target.login, target.password),
