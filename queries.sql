@@ -134,14 +134,15 @@ INSERT INTO Thing(tname, oid, tprice)
   RETURNING tid;
 
 -- name: upd_thing_tid(tid, tname, oid, tprice)!
--- Full (PUT) or partial (PATCH) update, a None keeps the current value. No row
--- is updated when the thing or its new owner does not exist: the caller tells which.
+-- Full (PUT) or partial (PATCH) update, a None keeps the current value. The new
+-- owner comes from the join: no row is updated when the thing or its new owner
+-- does not exist, and the caller tells which.
 UPDATE Thing
   SET tname = COALESCE(CAST(:tname AS TEXT), tname),
-      oid = COALESCE(CAST(:oid AS BIGINT), oid),
+      oid = o.oid,
       tprice = COALESCE(CAST(:tprice AS NUMERIC), tprice)
-  WHERE tid = :tid
-    AND EXISTS (SELECT 1 FROM Owner AS o WHERE o.oid = COALESCE(CAST(:oid AS BIGINT), Thing.oid));
+  FROM Owner AS o
+  WHERE tid = :tid AND o.oid = COALESCE(CAST(:oid AS BIGINT), Thing.oid);
 
 -- name: del_thing_tid(tid)!
 DELETE FROM Thing WHERE tid = :tid;

@@ -291,6 +291,10 @@ def test_owner_get_missing_and_bad_ids(api):
     assert api.get("/owners/999999999", 404, login=USER).json == {"error": "no such owner: 999999999"}
     assert api.get("/owners/999999999/things", 404, login=USER).json == {"error": "no such owner: 999999999"}
     assert api.delete("/owners/999999999", 404, login=ADMIN).json == {"error": "no such owner: 999999999"}
+    huge = 2**62
+    assert api.get(f"/owners/{huge}", 404, login=USER).json == {"error": f"no such owner: {huge}"}
+    assert api.get(f"/things/{huge}", 404, login=USER).json == {"error": f"no such thing: {huge}"}
+    assert api.get("/things", 200, data={"oid": huge}, login=USER).json == []
     for path in ["/owners/abc", "/owners/-1", "/owners/1.5", "/owners/" + "9" * 40, "/owners/x/things"]:
         assert "error" in api.get(path, 404, login=USER).json, path
 
@@ -532,6 +536,16 @@ def test_thing_update_errors(api, owner, thing):
     assert res.json == missing
     no_owner = {"error": "no such owner: 999999999"}
     assert api.patch(f"/things/{tid}", 404, data={"oid": 999999999}, login=ADMIN).json == no_owner
+    # ids beyond PostgreSQL's 32-bit keys are merely missing, on both engines
+    huge = 2**62
+    assert api.patch(f"/things/{tid}", 404, json={"oid": huge}, login=ADMIN).json == {
+        "error": f"no such owner: {huge}"
+    }
+    assert api.patch(f"/things/{huge}", 404, json={"oid": huge}, login=ADMIN).json == {
+        "error": f"no such thing: {huge}"
+    }
+    res = api.post("/things", 404, json={"tname": unique("X"), "oid": huge, "tprice": 1}, login=ADMIN)
+    assert res.json == {"error": f"no such owner: {huge}"}
     res = api.put(f"/things/{tid}", 404, data={"tname": "X", "oid": 999999999, "tprice": 1}, login=ADMIN)
     assert res.json == no_owner
     assert api.get(f"/things/{tid}", 200, login=USER).json == thing
