@@ -72,10 +72,11 @@ SELECT u.login = :login OR me.isAdmin AS allowed
 -- OWNERS AND THINGS
 --
 -- Prices are NUMERIC(12, 2) on PostgreSQL (Decimal, a JSON number through
--- database.py) and REAL on SQLite: the price() expression below gives the same
--- JSON on both, 40 for a whole price and 12.5 otherwise. Optional filters and
--- partial updates pass None, which COALESCE turns into "any" or "unchanged"; the
--- explicit CASTs give PostgreSQL the parameter type that a None does not carry.
+-- database.py) and REAL on SQLite: the CASE on tprice below gives the same
+-- JSON on both, 40 for a whole price (not 40.0 on SQLite) and 12.5 otherwise.
+-- Optional filters and partial updates pass None, which COALESCE turns into
+-- "any" or "unchanged"; the explicit CASTs give PostgreSQL the parameter type
+-- that a None does not carry.
 
 -- name: get_owner_page(filter, after, lim)
 -- A page of the owners whose name matches a LIKE pattern ("%": all of them).
