@@ -4,6 +4,9 @@ FlaskSimpleAuth casts each request parameter to its declared type; a value the
 type refuses (ValueError) is a 400 with the reason, before the route runs.
 """
 
+import decimal
+import math
+import re
 import typing
 
 import pydantic
@@ -11,6 +14,9 @@ import werkzeug.routing
 
 NAME_MAX = 200
 LIMIT_MAX = 1000
+# prices are NUMERIC(12, 2) on PostgreSQL: below 10^10, in cents
+PRICE_MAX = decimal.Decimal(10) ** 10
+CENT = decimal.Decimal("0.01")
 
 
 class Name(str):
@@ -28,6 +34,56 @@ class Name(str):
 
 class Pattern(Name):
     """A SQL LIKE pattern ("C%"): the same rules as a name."""
+
+
+class Mail(str):
+    """A mail address, checked simply: printable, no space, at most 200 characters,
+    one "@" between a non-empty local part and a domain with a dot inside ("a@b.c").
+
+    Whether the address exists is for a confirmation mail to tell, not for a pattern.
+    """
+
+    def __new__(cls, value):
+        if not isinstance(value, str):
+            raise ValueError("a mail address must be a string")
+        if not 1 <= len(value) <= NAME_MAX:
+            raise ValueError(f"a mail address must have 1 to {NAME_MAX} characters")
+        if not value.isprintable() or any(c.isspace() for c in value):
+            raise ValueError("a mail address must not contain spaces or control characters")
+        local, at, domain = value.partition("@")
+        if not at or not local or "@" in domain or "." not in domain.strip("."):
+            raise ValueError('a mail address looks like "name@example.org"')
+        return super().__new__(cls, value)
+
+
+class Price(float):
+    """A price: a number from 0 to 10^10 excluded, with at most 2 decimals (cents).
+
+    JSON numbers and decimal strings ("12.5", as form parameters come) are
+    accepted; booleans, NaN, infinities and exponents ("1e3") are not. A float
+    holds such prices faithfully both ways: 12.5 stays 12.5 on both engines.
+    """
+
+    def __new__(cls, value):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError("a price must be a number")
+        if isinstance(value, str):
+            if not re.fullmatch(r"[+-]?[0-9]+(\.[0-9]+)?", value):
+                raise ValueError('a price must be a decimal number such as "12.5"')
+            price = decimal.Decimal(value)
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise ValueError("a price must be a finite number")
+            price = decimal.Decimal(repr(value))  # the shortest text: 0.1, not 0.1000000000000000055…
+        else:
+            price = decimal.Decimal(value)
+        if price < 0:
+            raise ValueError("a price must not be negative")
+        if price >= PRICE_MAX:
+            raise ValueError(f"a price must be below {PRICE_MAX}")
+        if price != price.quantize(CENT):
+            raise ValueError("a price must not have more than 2 decimals")
+        return super().__new__(cls, float(price) + 0.0)  # + 0.0: no "-0.0"
 
 
 class Int64(int):

@@ -142,3 +142,82 @@ UPDATE Owned SET object = :object WHERE oid = :oid;
 
 -- name: del_object_oid(oid)!
 DELETE FROM Owned WHERE oid = :oid;
+--
+-- OWNERS AND THINGS
+--
+-- Prices are NUMERIC(12, 2) on PostgreSQL (Decimal, a JSON number through
+-- database.py) and REAL on SQLite: the CASE on tprice below gives the same
+-- JSON on both, 40 for a whole price (not 40.0 on SQLite) and 12.5 otherwise.
+-- Optional filters and partial updates pass None, which COALESCE turns into
+-- "any" or "unchanged"; the explicit CASTs give PostgreSQL the parameter type
+-- that a None does not carry.
+
+-- name: get_owner_page(filter, after, lim)
+-- A page of the owners whose name matches a LIKE pattern ("%": all of them).
+SELECT oid, oname, omail
+  FROM Owner
+  WHERE oname LIKE :filter AND oid > :after
+  ORDER BY oid
+  LIMIT :lim;
+
+-- name: get_owner_oid(oid)^
+SELECT oid, oname, omail FROM Owner WHERE oid = :oid;
+
+-- name: add_owner(oname, omail)$
+-- None when that name is taken: the caller answers 409 without racing.
+INSERT INTO Owner(oname, omail) VALUES (:oname, :omail)
+  ON CONFLICT DO NOTHING
+  RETURNING oid;
+
+-- name: upd_owner_oid(oid, oname, omail)!
+-- Full (PUT) or partial (PATCH) update: a None keeps the current value.
+UPDATE Owner
+  SET oname = COALESCE(CAST(:oname AS TEXT), oname),
+      omail = COALESCE(CAST(:omail AS TEXT), omail)
+  WHERE oid = :oid;
+
+-- name: del_owner_oid(oid)!
+-- The foreign key of Thing refuses it (409) while the owner still has things.
+DELETE FROM Owner WHERE oid = :oid;
+
+-- name: get_thing_page(filter, oid, pmin, pmax, after, lim)
+-- A page of the things matching a LIKE pattern, of one owner or any (None),
+-- priced within [pmin, pmax] (None: no bound).
+SELECT tid, tname, oid,
+    CASE WHEN tprice = CAST(tprice AS BIGINT) THEN CAST(tprice AS BIGINT) ELSE tprice END AS tprice
+  FROM Thing
+  WHERE tname LIKE :filter
+    AND oid = COALESCE(CAST(:oid AS BIGINT), oid)
+    AND tprice >= COALESCE(CAST(:pmin AS NUMERIC), tprice)
+    AND tprice <= COALESCE(CAST(:pmax AS NUMERIC), tprice)
+    AND tid > :after
+  ORDER BY tid
+  LIMIT :lim;
+
+-- name: get_thing_tid(tid)^
+SELECT tid, tname, oid,
+    CASE WHEN tprice = CAST(tprice AS BIGINT) THEN CAST(tprice AS BIGINT) ELSE tprice END AS tprice
+  FROM Thing
+  WHERE tid = :tid;
+
+-- name: add_thing(tname, oid, tprice)$
+-- None when the owner does not exist or already has a thing of that name:
+-- the caller looks the owner up to answer 404 or 409.
+INSERT INTO Thing(tname, oid, tprice)
+  SELECT CAST(:tname AS TEXT), oid, CAST(:tprice AS NUMERIC) FROM Owner WHERE oid = :oid
+  ON CONFLICT DO NOTHING
+  RETURNING tid;
+
+-- name: upd_thing_tid(tid, tname, oid, tprice)!
+-- Full (PUT) or partial (PATCH) update, a None keeps the current value. The new
+-- owner comes from the join: no row is updated when the thing or its new owner
+-- does not exist, and the caller tells which.
+UPDATE Thing
+  SET tname = COALESCE(CAST(:tname AS TEXT), tname),
+      oid = o.oid,
+      tprice = COALESCE(CAST(:tprice AS NUMERIC), tprice)
+  FROM Owner AS o
+  WHERE tid = :tid AND o.oid = COALESCE(CAST(:oid AS BIGINT), Thing.oid);
+
+-- name: del_thing_tid(tid)!
+DELETE FROM Thing WHERE tid = :tid;
