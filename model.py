@@ -111,10 +111,13 @@ class Limit(int):
 
 
 class PathId(werkzeug.routing.IntegerConverter):
-    """Integer path segments that fit a 64-bit database integer: larger ones are a 404."""
+    """Integer path segments of at most 18 digits: they fit a 64-bit database integer.
 
-    def __init__(self, url_map, fixed_digits=0, min=None, max=2**63 - 1, signed=False):
-        super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+    Longer ones match no route at all, hence a 404. A bound checked after the match
+    (max=…) would make Werkzeug answer 405 for the other methods of the same path.
+    """
+
+    regex = r"\d{1,18}"
 
 
 Login = typing.Annotated[
