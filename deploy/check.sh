@@ -8,7 +8,7 @@
 # 5. make apache-stop, whatever happened; the folder is removed when all passed.
 #
 # Environment: MAKE, KIVA_DB (the database to deploy to), APP_SECRET (the tests
-# forge tokens with it), APACHE_PORT, PYTEST.
+# forge tokens with it), APACHE_PORT, PYTEST (the test runner).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,7 +37,8 @@ PY
 deploy DB_INIT=1
 $make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
 echo "test-apache: the external test suite through Apache at $api"
-FLASK_TESTER_APP=$api "${PYTEST:-venv/bin/pytest}"
+# the audit tests read the app's log lines: the virtual host's error log
+KIVA_AUDIT_LOG=$dir/apache/kiva-error.log FLASK_TESTER_APP=$api "${PYTEST:-venv/bin/pytest}"
 
 echo "test-apache: a second deploy keeps the data, DB_INIT=1 resets it"
 marker=deploy-check-$$-$RANDOM
