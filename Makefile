@@ -24,14 +24,32 @@ TEST_SECRET ?= kiva-test-secret-not-for-production
 # a short login-throttling window, so that the tests can see it end
 export APP_THROTTLE_SECONDS = 2
 
+# production (README "Deploying"): make deploy copies the app to DEPLOY_TARGET, a
+# folder or user@host:folder, with a venv built by DEPLOY_PYTHON, mod_wsgi's Python
+DEPLOY_TARGET ?= /tmp/kiva-deploy
+DEPLOY_PYTHON ?= /usr/bin/python3
+# the deployed app's database (written to the target's kiva.env when first deployed):
+# by default the database DEPLOY_DB of role DB_ROLE in the `make pg-start` cluster
+DEPLOY_DB ?= kiva_deploy
+DB_ROLE ?= kiva
+KIVA_DB ?= host=$(PG_DIR) port=$(PG_PORT) dbname=$(DEPLOY_DB) user=$(DB_ROLE)
+# a private Apache httpd + mod_wsgi serving DEPLOY_TARGET on 127.0.0.1:APACHE_PORT
+APACHE_PORT ?= 8085
+APACHE_PROCESSES ?= 2
+APACHE_THREADS ?= 4
+export APACHE_PROCESSES APACHE_THREADS
+# make check's deployment: its own database (the folder is a new temporary one)
+TEST_DEPLOY_DB ?= kiva_test_deploy
 
 
-.PHONY: help venv db run start stop pg-start pg-stop check lint test-sqlite test-pg test-ext clean
+.PHONY: help venv db run start stop pg-start pg-stop check lint test-sqlite test-pg test-ext test-apache \
+  deploy db-setup apache-start apache-stop clean
 
 help:
 	@echo "make run    # set up (venv, SQLite database) and serve on http://127.0.0.1:$(APP_PORT)"
 	@echo "make check  # lint, then the test suite on SQLite, PostgreSQL and a live server"
-	@echo "other targets: venv db start stop pg-start pg-stop clean (see README.md)"
+	@echo "make deploy # copy to DEPLOY_TARGET=$(DEPLOY_TARGET), venv, DB_INIT=1 resets the database"
+	@echo "other targets: venv db start stop pg-start pg-stop db-setup apache-start apache-stop clean (see README.md)"
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -61,7 +79,10 @@ pg-start:
 pg-stop:
 	scripts/pg.sh stop
 
-check: lint test-sqlite test-pg test-ext
+check: lint test-sqlite test-pg test-ext test-apache
+	@# make deploy trusts a check of the committed state it deploys
+	@if [ -z "$$(git status --porcelain 2>/dev/null)" ]; then \
+	  mkdir -p .run && touch .run/checked-$$(git rev-parse HEAD); fi
 	@echo "make check: all passed"
 
 lint: venv
@@ -85,6 +106,40 @@ test-ext: venv
 	  APP_PORT=$(TEST_PORT) APP_LOG=/tmp/kiva-test-$(TEST_PORT).log APP_PID=/tmp/kiva-test-$(TEST_PORT).pid; \
 	$(BIN)/flask --app app db-init && ./stop.sh >/dev/null && ./start.sh && \
 	{ KIVA_AUDIT_LOG=$$APP_LOG FLASK_TESTER_APP=http://127.0.0.1:$(TEST_PORT) $(BIN)/pytest; rc=$$?; ./stop.sh; exit $$rc; }
+
+# the same tests through Apache httpd + mod_wsgi, deployed by make deploy to a new
+# temporary folder, on its own PostgreSQL database set up by deploy/db-setup.sql
+test-apache: venv
+	$(MAKE) --no-print-directory db-setup DEPLOY_DB=$(TEST_DEPLOY_DB)
+	MAKE="$(MAKE) --no-print-directory" KIVA_DB="host=$(PG_DIR) port=$(PG_PORT) dbname=$(TEST_DEPLOY_DB) user=$(DB_ROLE)" \
+	  APP_SECRET=$(TEST_SECRET) APACHE_PORT=$(APACHE_PORT) PYTEST=$(BIN)/pytest deploy/check.sh
+
+# production: see README "Deploying". Refuses uncommitted changes, and runs make check
+# unless it passed on this commit; DEPLOY_FORCE=1 skips both.
+deploy:
+ifneq ($(DEPLOY_FORCE),1)
+	@[ -z "$$(git status --porcelain)" ] || { git status --short >&2; \
+	  echo "make deploy: uncommitted changes: commit them first (or DEPLOY_FORCE=1)" >&2; exit 1; }
+	@[ -f .run/checked-$$(git rev-parse HEAD) ] || $(MAKE) check
+endif
+ifeq ($(DB_INIT)$(origin KIVA_DB),1file)
+	$(MAKE) --no-print-directory db-setup
+endif
+	DEPLOY_TARGET="$(DEPLOY_TARGET)" DEPLOY_PYTHON="$(DEPLOY_PYTHON)" KIVA_DB="$(KIVA_DB)" DB_INIT=$(DB_INIT) \
+	  deploy/deploy.sh
+
+# the role DB_ROLE and the database DEPLOY_DB in the private cluster (deploy/db-setup.sql);
+# trust authentication there: the password is a random one
+db-setup:
+	scripts/pg.sh start
+	psql -X -q -v ON_ERROR_STOP=1 -h $(PG_DIR) -p $(PG_PORT) -U postgres -d postgres \
+	  -v role=$(DB_ROLE) -v db=$(DEPLOY_DB) -v password=$$(head -c 18 /dev/urandom | base64) -f deploy/db-setup.sql
+
+apache-start:
+	DEPLOY_TARGET="$(DEPLOY_TARGET)" APACHE_PORT=$(APACHE_PORT) deploy/apache.sh start
+
+apache-stop:
+	DEPLOY_TARGET="$(DEPLOY_TARGET)" deploy/apache.sh stop
 
 clean:
 	-./stop.sh

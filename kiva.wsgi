@@ -1,0 +1,32 @@
+# Kiva under Apache httpd + mod_wsgi: the WSGI entry point of production.
+#
+# mod_wsgi's daemon processes do not see any shell environment: the variables
+# the configuration reads come from here and from kiva.env, a file next to this
+# one that is never committed nor copied by `make deploy`, readable by the app
+# account only (chmod 600), with one VARIABLE=value per line:
+#
+#   KIVA_DB=host=db.example.org dbname=kiva user=kiva application_name=kiva
+#   APP_SECRET=<40 random characters: the token signing secret, shared by all processes>
+#
+# Variables already set in the environment win over the file.
+import os
+import sys
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, here)
+
+os.environ.setdefault("APP_NAME", "kiva")
+os.environ.setdefault("APP_CONFIG", os.path.join(here, "server.conf"))
+
+env_file = os.environ.get("KIVA_ENV", os.path.join(here, "kiva.env"))
+if os.path.exists(env_file):
+    if os.stat(env_file).st_mode & 0o077:
+        raise RuntimeError(f"{env_file} holds secrets: it must be readable by the app account only")
+    with open(env_file) as env:
+        for line in env:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                name, _, value = line.partition("=")
+                os.environ.setdefault(name.strip(), value.strip())
+
+from app import app as application  # noqa: E402, F401
