@@ -86,13 +86,23 @@ class Price(float):
         return super().__new__(cls, float(price) + 0.0)  # + 0.0: no "-0.0"
 
 
+def integer(value) -> int:
+    """A JSON integer, or a string of ASCII digits with an optional sign.
+
+    Stricter than int(): no "1_000", no " 5 ", no other scripts' digits ("١" is 1).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError("expecting an integer")
+    if isinstance(value, str) and not re.fullmatch(r"[-+]?[0-9]{1,40}", value):
+        raise ValueError("expecting an integer")
+    return int(value)
+
+
 class Int64(int):
     """An integer parameter that fits the database's 64-bit integers."""
 
     def __new__(cls, value):
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise ValueError("expecting an integer")
-        value = int(value)
+        value = integer(value)
         if not -(2**63) <= value < 2**63:
             raise ValueError("integer out of range")
         return super().__new__(cls, value)
@@ -102,22 +112,35 @@ class Limit(int):
     """A page size: an integer from 1 to 1000."""
 
     def __new__(cls, value):
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise ValueError("a limit must be an integer")
-        value = int(value)
+        value = integer(value)
         if not 1 <= value <= LIMIT_MAX:
             raise ValueError(f"a limit must be between 1 and {LIMIT_MAX}")
         return super().__new__(cls, value)
 
 
-class PathId(werkzeug.routing.IntegerConverter):
-    """Integer path segments of at most 18 digits: they fit a 64-bit database integer.
+def up_to(limit: int) -> str:
+    """A regular expression matching the decimal numbers from 0 to limit, no more.
 
-    Longer ones match no route at all, hence a 404. A bound checked after the match
+    [0-9], not \\d: \\d also matches other scripts' digits, which int() accepts ("١" is 1).
+    """
+    digits = str(limit)
+    shorter = [f"[0-9]{{1,{len(digits) - 1}}}"] if len(digits) > 1 else []
+    same_length = [
+        digits[:i] + (f"[0-{int(d) - 1}]" if d != "1" else "0") + f"[0-9]{{{len(digits) - i - 1}}}"
+        for i, d in enumerate(digits)
+        if d != "0"
+    ]
+    return "|".join([*shorter, *same_length, digits])
+
+
+class PathId(werkzeug.routing.IntegerConverter):
+    """Integer path segments up to 2⁶³ - 1, the largest database integer.
+
+    Larger ones match no route at all, hence a 404. A bound checked after the match
     (max=…) would make Werkzeug answer 405 for the other methods of the same path.
     """
 
-    regex = r"\d{1,18}"
+    regex = f"(?:{up_to(2**63 - 1)})"
 
 
 Login = typing.Annotated[

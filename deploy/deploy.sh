@@ -46,6 +46,9 @@ rsync -rlt --chmod=D755,F644 --delete -e "$ssh" "${filters[@]}" --include='/*.py
 q() { printf %q "$1"; }
 echo "deploy: environment kiva.env"
 on_target "[ -e kiva.env ] || (umask 077 && printf 'KIVA_DB=%s\nAPP_SECRET=%s\n' $(q "${KIVA_DB:?KIVA_DB: the libpq connection string of the production database}") $(q "${APP_SECRET:-$(head -c 30 /dev/urandom | base64 | tr -d '/+=')}") > kiva.env)"
+if [ -n "${APP_THROTTLE_SECONDS:-}" ]; then  # make check's deployment: a short throttling window
+  on_target "grep -q '^APP_THROTTLE_SECONDS=' kiva.env || echo APP_THROTTLE_SECONDS=$(q "$APP_THROTTLE_SECONDS") >> kiva.env"
+fi
 
 echo "deploy: virtual environment venv with $python"
 on_target "set -e

@@ -52,6 +52,22 @@ def test_integers_out_of_range(api):
     assert "out of range" in api.get("/stuff", 400, json={"after": -(10**30)}).json["error"]
 
 
+def test_path_ids_at_the_64_bit_boundary(api):
+    largest = 2**63 - 1
+    assert api.get(f"/stuff/{largest}", 404).json == {"error": f"no such sid: {largest}"}
+    assert api.put(f"/stuff/{largest}", 404, data={"stuff": "x"}).json == {"error": f"no such sid: {largest}"}
+    for method in ("GET", "PUT", "PATCH", "DELETE"):  # no route at all: a 404, never a 405
+        res = api.request(method, f"/stuff/{largest + 1}", 404)
+        assert "error" in res.json and "Allow" not in res.headers
+
+
+def test_other_scripts_digits_are_not_ids(api):
+    # int("١") == 1: a path of Arabic-Indic or full-width digits must not reach sid 1
+    for digits in ["\u0661", "\uff11", "\u0967"]:
+        assert "error" in api.get(f"/stuff/{digits}", 404).json
+        assert "error" in api.delete(f"/users/{digits}", 404, login="calvin").json
+
+
 def test_nul_bytes_and_long_names(api):
     for name in ["a\x00b", "x" * 201, "\x07bell"]:
         assert "a name must" in api.post("/stuff", 400, data={"stuff": name}).json["error"]
@@ -59,12 +75,14 @@ def test_nul_bytes_and_long_names(api):
 
 
 def test_garbage_authorization_is_401(api):
-    for header in ["Basic " + "A" * 10, "Basic =", "Bearer \x01", "Token abc", "Basic " + "é"]:
-        try:
-            res = api.get("/hello", 401, login=None, headers={"Authorization": header})
-        except UnicodeEncodeError:  # requests refuses non-latin-1 headers before sending
-            continue
-        assert "error" in res.json
+    for header in ["Basic " + "A" * 10, "Basic =", "Token abc", "Bearer", "Basic !!!"]:
+        assert "error" in api.get("/hello", 401, login=None, headers={"Authorization": header}).json
+
+
+def test_control_characters_in_authorization(api, raw):
+    # the app says 401; Apache refuses such a header itself (400) before the app sees it
+    res = raw.request("GET", "/hello", headers={"Authorization": "Bearer \x01"})
+    assert res.status_code in ((400, 401) if EXTERNAL else (401,))
 
 
 def test_security_headers(api):
