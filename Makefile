@@ -40,7 +40,7 @@ export APACHE_PROCESSES APACHE_THREADS
 TEST_DEPLOY_DB ?= kiva_test_deploy
 
 
-.PHONY: help venv db run start stop pg-start pg-stop check lint test-sqlite test-pg test-ext test-apache \
+.PHONY: help venv db run start stop pg-start pg-stop check lint test-sqlite test-pg test-ext test-apache fuzz \
   deploy db-setup apache-start apache-stop clean
 
 help:
@@ -89,6 +89,7 @@ test-sqlite test-pg test-ext test-apache: export APP_THROTTLE_SECONDS = 2
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test-sqlite: venv
 	rm -f $(TEST_SQLITE)
@@ -107,6 +108,16 @@ test-ext: venv
 	  APP_PORT=$(TEST_PORT) APP_LOG=/tmp/kiva-test-$(TEST_PORT).log APP_PID=/tmp/kiva-test-$(TEST_PORT).pid; \
 	$(BIN)/flask --app app db-init && ./stop.sh >/dev/null && ./start.sh && \
 	{ KIVA_AUDIT_LOG=$$APP_LOG FLASK_TESTER_APP=http://127.0.0.1:$(TEST_PORT) $(BIN)/pytest; rc=$$?; ./stop.sh; exit $$rc; }
+
+# more fuzzing than make check's: FUZZ_EXAMPLES examples per route, on both backends
+FUZZ_EXAMPLES ?= 500
+fuzz: venv
+	rm -f $(TEST_SQLITE)
+	export APP_CONFIG=app.conf KIVA_SQLITE=$(TEST_SQLITE) APP_SECRET=$(TEST_SECRET) KIVA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES); \
+	$(BIN)/flask --app app db-init && FLASK_TESTER_APP=app $(BIN)/pytest tests/test_fuzz.py
+	PG_DB=$(TEST_DB) scripts/pg.sh start
+	export APP_CONFIG=pg.conf KIVA_DB="$(call PG_URL,$(TEST_DB))" APP_SECRET=$(TEST_SECRET) KIVA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES); \
+	$(BIN)/flask --app app db-init && FLASK_TESTER_APP=app $(BIN)/pytest tests/test_fuzz.py
 
 # the same tests through Apache httpd + mod_wsgi, deployed by make deploy to a new
 # temporary folder, on its own PostgreSQL database set up by deploy/db-setup.sql

@@ -1,12 +1,17 @@
 """Users and authentication: register, login (tokens), who am I, and /users for admins."""
 
+import typing
+
 import FlaskSimpleAuth as fsa
-from flask import current_app as app
+from flask import current_app
 
 from auth import is_admin
 from database import db
 from model import Int64, Limit, Name, Pattern, User
 from paging import ALL, DEFAULT_LIMIT, FIRST, page
+
+# the running app, FlaskSimpleAuth's Flask (hash_password, create_token…)
+app = typing.cast(fsa.Flask, current_app)
 
 users = fsa.Blueprint("users", __name__)
 
