@@ -38,7 +38,7 @@ deploy DB_INIT=1
 $make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
 echo "test-apache: the external test suite through Apache at $api"
 # the audit tests read the app's log lines: the virtual host's error log
-KIVA_AUDIT_LOG=$dir/apache/kiva-error.log FLASK_TESTER_APP=$api "${PYTEST:-venv/bin/pytest}"
+KIVA_AUDIT_LOG=$dir/apache/kiva-error.log FLASK_TESTER_APP=$api ${PYTEST:-venv/bin/pytest}
 
 echo "test-apache: a second deploy keeps the data, DB_INIT=1 resets it"
 marker=deploy-check-$$-$RANDOM
