@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# A local tool: it runs local commands, in /tmp folders, on loopback URLs it builds itself
+# ruff: noqa: S103, S108, S310, S603, S607, S608
 """Kiva's performance benchmark: `make bench` runs it (stdlib only, /usr/bin/python3).
 
 In one run, with bounded durations:
@@ -77,7 +79,9 @@ def run(*cmd, **kw) -> str:
 
 
 def psql(*args, db=DB, user="postgres") -> str:
-    return run(f"{PG_BIN}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", PG_DIR, "-p", PG_PORT, "-U", user, "-d", db, *args)
+    return run(
+        f"{PG_BIN}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", PG_DIR, "-p", PG_PORT, "-U", user, "-d", db, *args
+    )
 
 
 #
@@ -96,8 +100,19 @@ def setup():
     e = dict(os.environ, PG_PORT=PG_PORT, PG_DIR=PG_DIR, PG_DB="kiva")
     run("scripts/pg.sh", "start", env=e)
     # the production role and database; a connection limit above the app, floor and variant
-    psql("-v", f"role={ROLE}", "-v", f"db={DB}", "-v", "conn_limit=100", "-v", f"password={SECRET}",
-         "-f", "deploy/db-setup.sql", db="postgres")
+    psql(
+        "-v",
+        f"role={ROLE}",
+        "-v",
+        f"db={DB}",
+        "-v",
+        "conn_limit=100",
+        "-v",
+        f"password={SECRET}",
+        "-f",
+        "deploy/db-setup.sql",
+        db="postgres",
+    )
     log(f"make deploy to {APP_DIR} (DB_INIT=1)")
     for d in (APP_DIR, FLOOR_DIR, CACHE_DIR):
         if os.path.exists(os.path.join(d, "apache", "httpd.pid")):
@@ -106,8 +121,18 @@ def setup():
         os.remove(os.path.join(APP_DIR, "kiva.env"))  # a new secret and database for this run
     os.makedirs(APP_DIR, exist_ok=True)
     os.chmod(APP_DIR, 0o755)
-    run("make", "--no-print-directory", "deploy", "DEPLOY_FORCE=1", "DB_INIT=1", f"DEPLOY_TARGET={APP_DIR}",
-        f"KIVA_DB={KIVA_DB}", f"APP_SECRET={SECRET}", f"PG_PORT={PG_PORT}", f"PG_DIR={PG_DIR}")
+    run(
+        "make",
+        "--no-print-directory",
+        "deploy",
+        "DEPLOY_FORCE=1",
+        "DB_INIT=1",
+        f"DEPLOY_TARGET={APP_DIR}",
+        f"KIVA_DB={KIVA_DB}",
+        f"APP_SECRET={SECRET}",
+        f"PG_PORT={PG_PORT}",
+        f"PG_DIR={PG_DIR}",
+    )
     # the raw floor: its own folder, the deployed venv, the same kiva.env and Apache configuration
     # the in-process cache variant: a copy of the deployment with the bench-only config and entry point
     for d in (FLOOR_DIR, CACHE_DIR):
@@ -124,18 +149,21 @@ def setup():
     shutil.copy(os.path.join(BENCH, "cache.wsgi"), os.path.join(CACHE_DIR, "kiva.wsgi"))
     shutil.copy(os.path.join(BENCH, "server-cache.conf"), os.path.join(CACHE_DIR, "server.conf"))
     # the benchmark's user: a production-cost hash (bcrypt 12), like real accounts
-    bench_hash = run(f"{APP_DIR}/venv/bin/python", "-c",
-                     "import bcrypt, sys; print(bcrypt.hashpw(sys.argv[1].encode(), bcrypt.gensalt(12)).decode())",
-                     PASSWORD).strip()
-    psql("-c", f"INSERT INTO Utilisateur(login, pword, isAdmin) VALUES ('bench', '{bench_hash}', FALSE)",
-         user=ROLE)
+    bench_hash = run(
+        f"{APP_DIR}/venv/bin/python",
+        "-c",
+        "import bcrypt, sys; print(bcrypt.hashpw(sys.argv[1].encode(), bcrypt.gensalt(12)).decode())",
+        PASSWORD,
+    ).strip()
+    psql("-c", f"INSERT INTO Utilisateur(login, pword, isAdmin) VALUES ('bench', '{bench_hash}', FALSE)", user=ROLE)
     return bench_hash
 
 
 def load(lo: int, hi: int, bench_hash: str):
     t = time.time()
-    psql("-v", f"lo={lo}", "-v", f"hi={hi}", "-v", f"hash={bench_hash}", "-f", os.path.join(BENCH, "data.sql"),
-         user=ROLE)
+    psql(
+        "-v", f"lo={lo}", "-v", f"hi={hi}", "-v", f"hash={bench_hash}", "-f", os.path.join(BENCH, "data.sql"), user=ROLE
+    )
     psql("-c", "CHECKPOINT", db="postgres")  # its writes must not land in the next measurement
     log(f"data: N={hi} loaded in {time.time() - t:.1f}s")
     return time.time() - t
@@ -205,8 +233,16 @@ def get(url: str, auth: str | None = None) -> bytes:
 results: list[dict] = []
 
 
-def wrk(name: str, target: str, port: int, mode: str, n: int, auth: str = "", path: str = "/version",
-        duration: int = DURATION) -> dict:
+def wrk(
+    name: str,
+    target: str,
+    port: int,
+    mode: str,
+    n: int,
+    auth: str = "",
+    path: str = "/version",
+    duration: int = DURATION,
+) -> dict:
     """One wrk run (after a short warm-up), with the server's CPU, statuses and RSS."""
     e = dict(os.environ, BENCH_MODE=mode, BENCH_N=str(n), BENCH_AUTH=auth, BENCH_PREFIX="/api", BENCH_PATH=path)
     url = f"http://127.0.0.1:{port}"
@@ -218,8 +254,9 @@ def wrk(name: str, target: str, port: int, mode: str, n: int, auth: str = "", pa
     access = os.path.join(target, "apache", "kiva-access.log")
     offset = os.path.getsize(access)
     app0, pg0 = cpu_ticks(app_pids), cpu_ticks(pg_pids)
-    out = subprocess.run([cmd[0], f"-d{duration}s", "--timeout", "5s", *cmd[1:]], env=e, capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(
+        [cmd[0], f"-d{duration}s", "--timeout", "5s", *cmd[1:]], env=e, capture_output=True, text=True
+    ).stdout
     app1, pg1 = cpu_ticks(app_pids), cpu_ticks(pg_pids)
     time.sleep(0.3)  # let Apache write its last access lines
     statuses: dict[str, int] = {}
@@ -248,8 +285,10 @@ def wrk(name: str, target: str, port: int, mode: str, n: int, auth: str = "", pa
         "rss": sum(rss) / len(rss) if rss else 0.0,
     }
     results.append(res)
-    log(f"{name}: {res['rps']:.0f} req/s p50 {res['p50']:.1f} ms p99 {res['p99']:.1f} ms "
-        f"errors {res['errors']} statuses {statuses}")
+    log(
+        f"{name}: {res['rps']:.0f} req/s p50 {res['p50']:.1f} ms p99 {res['p99']:.1f} ms "
+        f"errors {res['errors']} statuses {statuses}"
+    )
     return res
 
 
@@ -257,11 +296,31 @@ def pgbench() -> float:
     """pgbench -S, 4 connections, on its own database of the same server."""
     psql("-c", "DROP DATABASE IF EXISTS pgbench_bench", "-c", "CREATE DATABASE pgbench_bench", db="postgres")
     run(f"{PG_BIN}/pgbench", "-i", "-q", "-s", "10", "-h", PG_DIR, "-p", PG_PORT, "-U", "postgres", "pgbench_bench")
-    out = run(f"{PG_BIN}/pgbench", "-S", "-n", "-c", "4", "-j", "2", "-T", str(DURATION), "-h", PG_DIR,
-              "-p", PG_PORT, "-U", "postgres", "pgbench_bench")
+    out = run(
+        f"{PG_BIN}/pgbench",
+        "-S",
+        "-n",
+        "-c",
+        "4",
+        "-j",
+        "2",
+        "-T",
+        str(DURATION),
+        "-h",
+        PG_DIR,
+        "-p",
+        PG_PORT,
+        "-U",
+        "postgres",
+        "pgbench_bench",
+    )
     tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
     log(f"pgbench -S: {tps:.0f} tps")
     return tps
+
+
+def wrk_version() -> str:
+    return subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split(" [")[0]
 
 
 def mod_wsgi_version() -> str:
@@ -271,14 +330,18 @@ def mod_wsgi_version() -> str:
 
 def versions() -> list[str]:
     py = f"{APP_DIR}/venv/bin/python"
-    pkgs = run(py, "-c", "from importlib.metadata import version as v; print(' '.join(f'{p} {v(p)}' for p in "
-               "['FlaskSimpleAuth', 'Flask', 'anodb', 'psycopg', 'bcrypt']))").strip()
+    pkgs = run(
+        py,
+        "-c",
+        "from importlib.metadata import version as v; print(' '.join(f'{p} {v(p)}' for p in "
+        "['FlaskSimpleAuth', 'Flask', 'anodb', 'psycopg', 'bcrypt']))",
+    ).strip()
     cpu = re.search(r"model name\s*:\s*(.*)", open("/proc/cpuinfo").read()).group(1)
     return [
         f"machine: {os.cpu_count()} cores, {cpu}, {run('uname', '-r').strip()}",
         f"software: {run(py, '--version').strip()}, {pkgs}, "
         f"{run(f'{PG_BIN}/postgres', '--version').strip()}, {run('/usr/sbin/apache2', '-v').splitlines()[0]}, "
-        f"mod_wsgi {mod_wsgi_version()}, {subprocess.run(['wrk', '-v'], capture_output=True, text=True).stdout.split(' [')[0]}",
+        f"mod_wsgi {mod_wsgi_version()}, {wrk_version()}",
         f"configuration: mod_wsgi {PROCESSES} processes x {THREADS} threads, wrk -t{WRK_THREADS} -c{CONNECTIONS} "
         f"-d{DURATION}s (+{WARMUP}s warm-up), server.conf (FSA_MODE prod, bcrypt 12, FSA_CACHE none, audit log on)",
     ]
@@ -320,8 +383,14 @@ def main():
     if CACHE_VARIANT:
         apache("start", CACHE_DIR, APP_PORT)
         ctoken = "Bearer " + json.loads(get(f"{app}/login", basic))
-        cached = wrk(f"variant: in-process caches, GET /things/<tid> token N={n}", CACHE_DIR, APP_PORT,
-                     "things_tid", n, auth=ctoken)
+        cached = wrk(
+            f"variant: in-process caches, GET /things/<tid> token N={n}",
+            CACHE_DIR,
+            APP_PORT,
+            "things_tid",
+            n,
+            auth=ctoken,
+        )
         apache("stop", CACHE_DIR, APP_PORT)
 
     report(version, open_, tok, bas, floor, tps, cached, app_rss, load_s)
@@ -332,25 +401,35 @@ def report(version, open_, tok, bas, floor, tps, cached, app_rss, load_s):
     say()
     for v in versions():
         say(f"- {v}")
-    say(f"- data load (generate_series, then VACUUM ANALYZE): "
-        + ", ".join(f"N={n}: {s:.1f}s" for n, s in load_s.items()))
-    say(f"- RSS of the {len(app_rss)} mod_wsgi daemon processes after the run: "
-        + ", ".join(f"{r:.0f} MB" for r in app_rss))
+    say(
+        "- data load (generate_series, then VACUUM ANALYZE): "
+        + ", ".join(f"N={n}: {s:.1f}s" for n, s in load_s.items())
+    )
+    say(
+        f"- RSS of the {len(app_rss)} mod_wsgi daemon processes after the run: "
+        + ", ".join(f"{r:.0f} MB" for r in app_rss)
+    )
     say()
-    say("| scenario | req/s | p50 ms | p99 ms | errors | 5xx | app CPU ms/req | db CPU ms/req | RSS/worker MB "
-        "| / floor | / pgbench |")
+    say(
+        "| scenario | req/s | p50 ms | p99 ms | errors | 5xx | app CPU ms/req | db CPU ms/req | RSS/worker MB "
+        "| / floor | / pgbench |"
+    )
     say("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        say(f"| {r['name']} | {r['rps']:.0f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['errors']} | {r['5xx']} | "
+        say(
+            f"| {r['name']} | {r['rps']:.0f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['errors']} | {r['5xx']} | "
             f"{r['app_ms']:.2f} | {r['db_ms']:.2f} | {r['rss']:.0f} | {r['rps'] / floor['rps']:.2f} | "
-            f"{r['rps'] / tps:.3f} |")
+            f"{r['rps'] / tps:.3f} |"
+        )
     say(f"| floor: pgbench -S, 4 connections | {tps:.0f} tps | | | | | | | | {tps / floor['rps']:.2f} | 1.000 |")
     say()
     if cached:
         cost = 1 - tok["rps"] / cached["rps"]
-        say(f"freshness: token GET /things/<tid> {tok['rps']:.0f} req/s (FSA_CACHE none, one user query per request)"
+        say(
+            f"freshness: token GET /things/<tid> {tok['rps']:.0f} req/s (FSA_CACHE none, one user query per request)"
             f" vs {cached['rps']:.0f} req/s with in-process caches: freshness costs {cost * 100:.0f}% of req/s"
-            f" ({(tok['app_ms'] + tok['db_ms']) - (cached['app_ms'] + cached['db_ms']):.2f} ms CPU/request)")
+            f" ({(tok['app_ms'] + tok['db_ms']) - (cached['app_ms'] + cached['db_ms']):.2f} ms CPU/request)"
+        )
         say()
     lists = {r["name"]: r for r in results if "limit=100" in r["name"]}
     growth = max(
@@ -382,8 +461,12 @@ def cleanup():
             except SystemExit:
                 pass
     if env("BENCH_KEEP_PG") != "1":
-        subprocess.run(["scripts/pg.sh", "stop"], cwd=ROOT, capture_output=True,
-                       env=dict(os.environ, PG_PORT=PG_PORT, PG_DIR=PG_DIR))
+        subprocess.run(
+            ["scripts/pg.sh", "stop"],
+            cwd=ROOT,
+            capture_output=True,
+            env=dict(os.environ, PG_PORT=PG_PORT, PG_DIR=PG_DIR),
+        )
 
 
 if __name__ == "__main__":
