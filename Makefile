@@ -41,7 +41,7 @@ TEST_DEPLOY_DB ?= kiva_test_deploy
 
 
 .PHONY: help venv db run start stop pg-start pg-stop check lint test-sqlite test-pg test-ext test-apache fuzz \
-  deploy db-setup apache-start apache-stop clean
+  deploy db-setup apache-start apache-stop bench clean
 
 help:
 	@echo "make run    # set up (venv, SQLite database) and serve on http://127.0.0.1:$(APP_PORT)"
@@ -153,6 +153,17 @@ apache-start:
 
 apache-stop:
 	DEPLOY_TARGET="$(DEPLOY_TARGET)" deploy/apache.sh stop
+
+# the performance benchmark (bench/bench.py, bench/RESULTS.md): its own PostgreSQL cluster
+# (port BENCH_PG_PORT), Apache on 8090 (app) and 8091 (raw WSGI floor); not part of make check
+BENCH_PG_PORT ?= 5440
+BENCH_PROCESSES ?= $(APACHE_PROCESSES)
+BENCH_THREADS ?= $(APACHE_THREADS)
+BENCH_DURATION ?= 6
+BENCH_NS ?= 1000,100000,1000000
+bench:
+	PG_PORT=$(BENCH_PG_PORT) PG_DIR=/tmp/kiva-pg-$(BENCH_PG_PORT) BENCH_PROCESSES=$(BENCH_PROCESSES) \
+	  BENCH_THREADS=$(BENCH_THREADS) BENCH_DURATION=$(BENCH_DURATION) BENCH_NS=$(BENCH_NS) /usr/bin/python3 bench/bench.py
 
 clean:
 	-./stop.sh
