@@ -46,4 +46,5 @@ CREATE TABLE IF NOT EXISTS Thing(
   tprice REAL NOT NULL CHECK (tprice >= 0),
   UNIQUE(tname, oid)
 );
-CREATE INDEX IF NOT EXISTS thing_oid ON Thing(oid);
+-- an owner's things, in id order (keyset paging); also serves the foreign key
+CREATE INDEX IF NOT EXISTS thing_oid ON Thing(oid, tid);

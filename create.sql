@@ -57,5 +57,6 @@ CREATE TABLE IF NOT EXISTS Thing(
   tprice NUMERIC(12, 2) NOT NULL CHECK (tprice >= 0),
   UNIQUE(tname, oid)
 );
-CREATE INDEX IF NOT EXISTS thing_oid ON Thing(oid);
+-- an owner's things, in id order (keyset paging); also serves the foreign key
+CREATE INDEX IF NOT EXISTS thing_oid ON Thing(oid, tid);
 CREATE INDEX IF NOT EXISTS thing_tname_pattern ON Thing(tname text_pattern_ops);

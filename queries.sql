@@ -180,14 +180,28 @@ UPDATE Owner
 -- The foreign key of Thing refuses it (409) while the owner still has things.
 DELETE FROM Owner WHERE oid = :oid;
 
--- name: get_thing_page(filter, oid, pmin, pmax, after, lim)
--- A page of the things matching a LIKE pattern, of one owner or any (None),
--- priced within [pmin, pmax] (None: no bound).
+-- name: get_thing_page(filter, pmin, pmax, after, lim)
+-- A page of the things matching a LIKE pattern, priced within [pmin, pmax] (None:
+-- no bound): an index scan on tid that stops after :lim rows.
 SELECT tid, tname, oid,
     CASE WHEN tprice = CAST(tprice AS BIGINT) THEN CAST(tprice AS BIGINT) ELSE tprice END AS tprice
   FROM Thing
   WHERE tname LIKE :filter
-    AND oid = COALESCE(CAST(:oid AS BIGINT), oid)
+    AND tprice >= COALESCE(CAST(:pmin AS NUMERIC), tprice)
+    AND tprice <= COALESCE(CAST(:pmax AS NUMERIC), tprice)
+    AND tid > :after
+  ORDER BY tid
+  LIMIT :lim;
+
+-- name: get_thing_oid_page(oid, filter, pmin, pmax, after, lim)
+-- The same for one owner: a query of its own, so that the plan uses the (oid, tid)
+-- index whatever the parameters (an optional oid would make a generic plan scan
+-- every thing).
+SELECT tid, tname, oid,
+    CASE WHEN tprice = CAST(tprice AS BIGINT) THEN CAST(tprice AS BIGINT) ELSE tprice END AS tprice
+  FROM Thing
+  WHERE oid = :oid
+    AND tname LIKE :filter
     AND tprice >= COALESCE(CAST(:pmin AS NUMERIC), tprice)
     AND tprice <= COALESCE(CAST(:pmax AS NUMERIC), tprice)
     AND tid > :after

@@ -72,7 +72,7 @@ def delete_owners_oid(oid: int):
 @things.get("/owners/<oid>/things", authz="AUTH")
 def get_owners_oid_things(oid: int, after: Int64 = FIRST, limit: Limit = DEFAULT_LIMIT):
     fsa.checkVal(db.get_owner_oid(oid=oid), f"no such owner: {oid}", 404)
-    rows = list(db.get_thing_page(filter=ALL, oid=oid, pmin=None, pmax=None, after=after, lim=limit + 1))
+    rows = list(db.get_thing_oid_page(oid=oid, filter=ALL, pmin=None, pmax=None, after=after, lim=limit + 1))
     return page(rows, "tid", limit)
 
 
@@ -91,7 +91,8 @@ def get_things(
     after: Int64 = FIRST,
     limit: Limit = DEFAULT_LIMIT,
 ):
-    rows = list(db.get_thing_page(filter=filter, oid=oid, pmin=pmin, pmax=pmax, after=after, lim=limit + 1))
+    query = {"filter": filter, "pmin": pmin, "pmax": pmax, "after": after, "lim": limit + 1}
+    rows = list(db.get_thing_oid_page(oid=oid, **query) if oid is not None else db.get_thing_page(**query))
     return page(rows, "tid", limit, filter=filter, oid=oid, pmin=pmin, pmax=pmax)
 
 
