@@ -31,6 +31,8 @@ db = fsa.Reference()
 
 UTC = datetime.UTC
 DB_ERRORS = (sqlite3.Error, psycopg.Error)
+# what a query may raise: a driver's error, or the ErrorResponse refusal() made of it
+DB_FAILURES = (*DB_ERRORS, fsa.ErrorResponse)
 
 # SQLite has no boolean nor time stamp types: these declared column types are
 # converted back to Python values (PARSE_DECLTYPES), as psycopg does natively.

@@ -176,9 +176,11 @@ class Drill:
                 self.fail(f"{where}: no answer within {TIMEOUT} s: {e['text']}")
             elif e["status"] >= 500 and e["status"] != 503:
                 self.fail(f"{where}: {e['status']} {e['text'][:200]}")
+            elif e["op"] == "GET /health" and e["status"] == 503:  # /health answers {"status", "db"}
+                if e["json"] != {"status": "error", "db": "unreachable"}:
+                    self.fail(f"{where}: 503 {e['text'][:200]}")
             elif e["status"] >= 400 and not (isinstance(e["json"], dict) and isinstance(e["json"].get("error"), str)):
-                if e["op"] != "GET /health":  # /health answers {"status", "db"}
-                    self.fail(f"{where}: {e['status']} without a JSON error: {e['text'][:200]}")
+                self.fail(f"{where}: {e['status']} without a JSON error: {e['text'][:200]}")
             elif e["end"] - e["start"] > MAX_LATENCY:
                 self.fail(f"{where}: {e['end'] - e['start']:.2f} s")
         for o in outages:
