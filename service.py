@@ -25,5 +25,7 @@ def get_health():
         db.now()
     except DB_FAILURES as e:  # anodb's hook makes an ErrorResponse of a driver's error
         log.error(f"health check: {e}")
-        return {"status": "error", "db": "unreachable"}, 503
+        # {"status", "db"} for monitoring, and "error" like every other error answer
+        # (errors.json_errors would otherwise replace the body by a bare {"error"})
+        return {"error": "database unreachable", "status": "error", "db": "unreachable"}, 503
     return {"status": "ok", "db": "ok"}, 200

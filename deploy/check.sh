@@ -28,9 +28,12 @@ method, url, data = sys.argv[1], sys.argv[2], sys.argv[3:]
 body = urllib.parse.urlencode(dict(d.split("=", 1) for d in data)).encode() if data else None
 try:
     with u.urlopen(u.Request(url, data=body, method=method), timeout=10) as res:
-        print(res.status, res.read().decode())
+        answer = f"{res.status} {res.read().decode()}\n"
 except urllib.error.HTTPError as e:
-    print(e.code, e.read().decode())
+    answer = f"{e.code} {e.read().decode()}\n"
+# one write: `grep -q` may exit at its match, and with PYTHONUNBUFFERED=1 a print()
+# writes its parts one by one, the last ones into a closed pipe (BrokenPipeError)
+sys.stdout.write(answer)
 PY
 }
 

@@ -39,7 +39,9 @@ start=$(date +%s)
 PG_CTL_STOP="scripts/pg.sh stop" PG_CTL_START="scripts/pg.sh start" \
   "$python" tests/outage.py "http://127.0.0.1:$port/api" "host=$PG_DIR port=$PG_PORT dbname=$db user=postgres" ||
   { tail -n 30 "$dir/apache/kiva-error.log" >&2; exit 1; }
-echo "test-outage: drill done in $(($(date +%s) - start)) s"
+echo "test-outage: drill done in $(($(date +%s) - start)) s; in the app's log:" \
+  "$(grep -c 'closed by the server: reconnecting' "$dir/apache/kiva-error.log") idle connections revived," \
+  "$(grep -c 'Traceback' "$dir/apache/kiva-error.log") tracebacks"
 
 cleanup
 trap - EXIT

