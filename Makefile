@@ -40,8 +40,8 @@ export APACHE_PROCESSES APACHE_THREADS
 TEST_DEPLOY_DB ?= kiva_test_deploy
 
 
-.PHONY: help venv db run start stop pg-start pg-stop check lint test-sqlite test-pg test-ext test-apache fuzz \
-  deploy db-setup apache-start apache-stop bench clean
+.PHONY: help venv db run start stop pg-start pg-stop check lint test-sqlite test-pg test-ext test-apache \
+  test-outage fuzz deploy db-setup apache-start apache-stop bench clean
 
 help:
 	@echo "make run    # set up (venv, SQLite database) and serve on http://127.0.0.1:$(APP_PORT)"
@@ -77,7 +77,7 @@ pg-start:
 pg-stop:
 	scripts/pg.sh stop
 
-check: lint test-sqlite test-pg test-ext test-apache
+check: lint test-sqlite test-pg test-ext test-apache test-outage
 	@# make deploy trusts a check of the committed state it deploys
 	@if [ -z "$$(git status --porcelain 2>/dev/null)" ]; then \
 	  mkdir -p .run && touch .run/checked-$$(git rev-parse HEAD); fi
@@ -85,7 +85,7 @@ check: lint test-sqlite test-pg test-ext test-apache
 
 # a short login-throttling window in test runs only, so that the tests can see it end
 # (long enough for 5 failed bcrypt checks at cost 12 on a loaded machine)
-test-sqlite test-pg test-ext test-apache: export APP_THROTTLE_SECONDS = 8
+test-sqlite test-pg test-ext test-apache test-outage: export APP_THROTTLE_SECONDS = 8
 
 lint: venv
 	$(BIN)/ruff check .
@@ -126,6 +126,15 @@ test-apache: venv
 	$(MAKE) --no-print-directory db-setup DEPLOY_DB=$(TEST_DEPLOY_DB)
 	MAKE="$(MAKE) --no-print-directory" KIVA_DB="host=$(PG_DIR) port=$(PG_PORT) dbname=$(TEST_DEPLOY_DB) user=$(DB_ROLE)" \
 	  APP_SECRET=$(TEST_SECRET) APACHE_PORT=$(APACHE_PORT) PYTEST=$(BIN)/pytest deploy/check.sh
+
+# the database outage drill: the app deployed under Apache (2 processes) on a private
+# PostgreSQL cluster (port OUTAGE_PG_PORT, never PG_PORT's), which tests/outage.py
+# stops (-m fast, then -m immediate) and starts again under a steady client load
+OUTAGE_PG_PORT ?= 5450
+OUTAGE_APACHE_PORT ?= 8095
+test-outage: venv
+	MAKE="$(MAKE) --no-print-directory" APP_SECRET=$(TEST_SECRET) OUTAGE_PG_PORT=$(OUTAGE_PG_PORT) \
+	  OUTAGE_APACHE_PORT=$(OUTAGE_APACHE_PORT) PYTHON=$(BIN)/python deploy/outage.sh
 
 # production: see README "Deploying". Refuses uncommitted changes, and runs make check
 # unless it passed on this commit; DEPLOY_FORCE=1 skips both.

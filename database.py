@@ -14,7 +14,10 @@ import datetime
 import decimal
 import logging
 import os
+import select
 import sqlite3
+import threading
+import time
 
 import anodb
 import flask
@@ -28,6 +31,8 @@ db = fsa.Reference()
 
 UTC = datetime.UTC
 DB_ERRORS = (sqlite3.Error, psycopg.Error)
+# what a query may raise: a driver's error, or the ErrorResponse refusal() made of it
+DB_FAILURES = (*DB_ERRORS, fsa.ErrorResponse)
 
 # SQLite has no boolean nor time stamp types: these declared column types are
 # converted back to Python values (PARSE_DECLTYPES), as psycopg does natively.
@@ -57,17 +62,106 @@ def unavailable(e: BaseException) -> fsa.ErrorResponse:
     failing during authentication would otherwise end as a plain 401.
     """
     log.error(f"database unavailable: {e}")
-    flask.g.kiva_db_unavailable = True
+    if flask.has_app_context():  # not when the pool opens its first connection at start-up
+        flask.g.kiva_db_unavailable = True
     return fsa.ErrorResponse("database unavailable, please retry later", 503)
 
 
-def connect(config: dict) -> anodb.DB:
-    """Open one AnoDB connection with the queries loaded."""
-    try:
-        conn = anodb.DB(**config, exception=refusal)
-    except DB_ERRORS as e:
-        unavailable(e)
-        raise
+class Backoff:
+    """Connection attempts while the database is down, shared by the process's connections.
+
+    After a failed attempt, the next one waits a delay doubling from MIN_DELAY to
+    MAX_DELAY; meanwhile connecting fails at once (a 503 now, rather than a request
+    sleeping), and the server is not hammered: about one attempt per MAX_DELAY per
+    process. A successful attempt resets it: the app serves again within MAX_DELAY.
+    """
+
+    MIN_DELAY = 0.05
+    MAX_DELAY = 1.0
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._delay = 0.0
+        self._next = 0.0  # time.monotonic() of the next allowed attempt
+
+    def wait(self) -> float:
+        """Seconds before the next attempt is allowed, 0.0 if it is now."""
+        with self._lock:
+            return max(self._next - time.monotonic(), 0.0)
+
+    def failed(self):
+        with self._lock:
+            self._delay = min(max(2 * self._delay, self.MIN_DELAY), self.MAX_DELAY)
+            self._next = time.monotonic() + self._delay
+
+    def succeeded(self):
+        with self._lock:
+            self._delay, self._next = 0.0, 0.0
+
+
+backoff = Backoff()
+
+
+class DB(anodb.DB):
+    """anodb's DB, made to fail fast while the database is down and to recover after.
+
+    anodb 15 reconnects a lost connection by itself, but: it sleeps before each new
+    attempt, inside the request, a delay doubling up to 30 s (a hang: replaced by the
+    shared Backoff, which fails at once instead); its failed reconnection is raised
+    past the `exception` hook (FlaskSimpleAuth made a 500 of it, or a 401 during
+    authentication) and leaves no connection, on which its commit and rollback fail
+    an assertion (a 500); and an idle connection whose server went away looks fine
+    to psycopg until used (`closed` is only set by a failed operation): the first
+    request on each of them after a restart would fail (see `revive`).
+    """
+
+    def _do_connect(self):
+        self._conn_delay = None  # never sleep here: Backoff decides when to try again
+        wait = backoff.wait()
+        try:
+            if wait:
+                raise self._db_pkg.OperationalError(f"no connection to the database, next attempt in {wait:.2f} s")
+            super()._do_connect()
+        except self._db_error as e:
+            if not wait:
+                backoff.failed()
+            self._conn = None
+            error = self._exception(e) if self._exception else e
+            if error is e:
+                raise
+            raise error from e
+        backoff.succeeded()
+
+    def revive(self):
+        """Before a request uses this connection: reconnect it if the server closed it.
+
+        An idle connection has nothing to read unless the server ended it (a shutdown
+        or a crash sends an error, or just closes the socket): then anodb reconnects
+        before the next query, instead of that query failing.
+        """
+        conn = self._conn
+        if self._db == "psycopg" and conn is not None and not conn.closed:
+            readable, _, _ = select.select([conn.fileno()], [], [], 0)
+            if readable:
+                log.warning("database connection closed by the server: reconnecting")
+                self._reconn = True
+
+    def commit(self):
+        if self._conn is None:  # lost, and not reconnected: nothing was done
+            raise self._db_pkg.OperationalError("no connection to the database")
+        super().commit()
+
+    def rollback(self):
+        """Nothing to roll back on a lost connection: the server ended the transaction."""
+        if self._conn is None or getattr(self._conn, "broken", False):
+            self._reconn = self._auto_reconnect
+            return
+        super().rollback()
+
+
+def connect(config: dict) -> DB:
+    """Open one AnoDB connection with the queries loaded (a 503 if it fails)."""
+    conn = DB(**config, exception=refusal)
     if conn._db == "sqlite3":
         conn._conn.row_factory = sqlite_dict_row
         conn.sqlite_setup()
@@ -135,8 +229,15 @@ def db_commit(res: flask.Response) -> flask.Response:
         close_broken()
         log.error(f"transaction end failed: {e}")
         if res.status_code < 400:  # the commit failed: the write is not acknowledged
-            return error_response(e)
+            # …and maybe done: a connection lost during the commit leaves its outcome unknown
+            unavailable(e)
+            return json_error("database unavailable during commit, please check and retry later", 503)
     return res
+
+
+def db_checkout(conn: DB):
+    """Pool hook: each request gets a connection checked for a server-side end."""
+    conn.revive()
 
 
 def db_release(exc: BaseException | None):
@@ -170,6 +271,7 @@ def init_db():
 def init_app(app: fsa.Flask):
     """Set the pool, the transaction hooks and the database error answers."""
     config = app.config["ANODB"]
+    db._set_pool(getter=db_checkout)
     db._set(fun=lambda _: connect(config))
     app.after_request(db_commit)
     app.teardown_request(db_release)

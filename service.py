@@ -3,7 +3,7 @@
 import flask
 import FlaskSimpleAuth as fsa
 
-from database import DB_ERRORS, db, log
+from database import DB_FAILURES, db, log
 
 VERSION = "1.0.0"
 
@@ -23,7 +23,9 @@ def get_version():
 def get_health():
     try:
         db.now()
-    except DB_ERRORS as e:
+    except DB_FAILURES as e:  # anodb's hook makes an ErrorResponse of a driver's error
         log.error(f"health check: {e}")
-        return {"status": "error", "db": "unreachable"}, 503
+        # {"status", "db"} for monitoring, and "error" like every other error answer
+        # (errors.json_errors would otherwise replace the body by a bare {"error"})
+        return {"error": "database unreachable", "status": "error", "db": "unreachable"}, 503
     return {"status": "ok", "db": "ok"}, 200

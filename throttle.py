@@ -15,7 +15,7 @@ import time
 import flask
 import FlaskSimpleAuth as fsa
 
-from database import DB_ERRORS, db, json_error, log
+from database import DB_FAILURES, db, json_error, log
 
 
 def settings() -> tuple[int, float]:
@@ -58,7 +58,7 @@ def count(res: flask.Response) -> flask.Response:
         elif authenticated and flask.g.kiva_failures:
             db.del_auth_failures(login=login)
             db.commit()
-    except DB_ERRORS as e:  # counting must not turn an answer into an error
+    except DB_FAILURES as e:  # counting must not turn an answer into an error (nor a 500)
         log.error(f"login throttling: {e}")
         db.rollback()
     return res

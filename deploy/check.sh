@@ -28,17 +28,22 @@ method, url, data = sys.argv[1], sys.argv[2], sys.argv[3:]
 body = urllib.parse.urlencode(dict(d.split("=", 1) for d in data)).encode() if data else None
 try:
     with u.urlopen(u.Request(url, data=body, method=method), timeout=10) as res:
-        print(res.status, res.read().decode())
+        answer = f"{res.status} {res.read().decode()}\n"
 except urllib.error.HTTPError as e:
-    print(e.code, e.read().decode())
+    answer = f"{e.code} {e.read().decode()}\n"
+# one write: `grep -q` may exit at its match, and with PYTHONUNBUFFERED=1 a print()
+# writes its parts one by one, the last ones into a closed pipe (BrokenPipeError)
+sys.stdout.write(answer)
 PY
 }
 
 deploy DB_INIT=1
 $make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
 echo "test-apache: the external test suite through Apache at $api"
-# the audit tests read the app's log lines: the virtual host's error log
-KIVA_AUDIT_LOG=$dir/apache/kiva-error.log FLASK_TESTER_APP=$api ${PYTEST:-venv/bin/pytest}
+# the audit tests read the app's log lines: the virtual host's error log, whose
+# "[pid N:…]" prefixes show test_freshness.py which of the processes answered
+KIVA_AUDIT_LOG=$dir/apache/kiva-error.log KIVA_SERVER_PROCESSES=${APACHE_PROCESSES:-2} FLASK_TESTER_APP=$api \
+  ${PYTEST:-venv/bin/pytest}
 
 echo "test-apache: a second deploy keeps the data, DB_INIT=1 resets it"
 marker=deploy-check-$$-$RANDOM

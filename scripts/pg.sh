@@ -1,7 +1,7 @@
 #!/bin/bash
 # A private PostgreSQL cluster for Kiva's development and tests.
 #
-#   scripts/pg.sh start|stop|status|url
+#   scripts/pg.sh start|stop [fast|immediate]|status|url
 #
 # The cluster lives in /tmp/kiva-pg-$PG_PORT (data and socket), a folder the
 # postgres account can reach whatever the checkout's parents allow; `.pg` in the
@@ -45,16 +45,16 @@ start() {
   echo "PostgreSQL ready: $(url)"
 }
 
-stop() {
+stop() {  # [mode]: fast by default; immediate is a crash, for the outage drill
   if [ -d "$PG_DIR/data" ] && pg_ctl status >/dev/null 2>&1; then
-    pg_ctl -w -m fast stop >/dev/null
+    pg_ctl -w -m "${1:-fast}" stop >/dev/null
   fi
   echo "PostgreSQL stopped ($PG_DIR)"
 }
 
 case "${1:-}" in
   start) start ;;
-  stop) stop ;;
+  stop) stop "${2:-fast}" ;;
   status) pg_ctl status ;;
   url) url ;;
   *) echo "usage: $0 start|stop|status|url" >&2; exit 2 ;;
