@@ -31,6 +31,8 @@ db = fsa.Reference()
 
 UTC = datetime.UTC
 DB_ERRORS = (sqlite3.Error, psycopg.Error)
+# the methods that do not change anything: their requests run without a transaction
+READ_ONLY_METHODS = {"GET", "HEAD", "OPTIONS"}
 # what a query may raise: a driver's error, or the ErrorResponse refusal() made of it
 DB_FAILURES = (*DB_ERRORS, fsa.ErrorResponse)
 
@@ -163,6 +165,7 @@ def connect(config: dict) -> DB:
     """Open one AnoDB connection with the queries loaded (a 503 if it fails)."""
     conn = DB(**config, exception=refusal)
     if conn._db == "sqlite3":
+        assert conn._conn is not None  # SQLite opens a file: no server to be down
         conn._conn.row_factory = sqlite_dict_row
         conn.sqlite_setup()
     return conn
@@ -236,8 +239,15 @@ def db_commit(res: flask.Response) -> flask.Response:
 
 
 def db_checkout(conn: DB):
-    """Pool hook: each request gets a connection checked for a server-side end."""
+    """Pool hook: each request gets a connection checked for a server-side end, in
+    autocommit mode for the methods that only read (one statement, one transaction),
+    in one transaction for the others, which the after-request hook ends."""
     conn.revive()
+    pg = conn._conn
+    if conn._db == "psycopg" and pg is not None and not pg.closed and flask.has_request_context():
+        if pg.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            # a read needs no BEGIN nor COMMIT: two round trips saved on every GET
+            pg.autocommit = flask.request.method in READ_ONLY_METHODS
 
 
 def db_release(exc: BaseException | None):
