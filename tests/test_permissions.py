@@ -87,8 +87,10 @@ def target(api):
     uid = api.post("/register", 201, data={"login": login, "pword": password}).json["uid"]
     oid = api.post("/object", 201, data={"object": unique("Thing")}, headers=basic(login, password)).json["oid"]
     yield Target(login, password, uid, oid)
-    # clean up whatever the case left: the object (owner or admin), then the user (admin)
+    # clean up whatever the case left: the objects (only their owner may, so the admin
+    # first restores the password a case may have changed), then the user (admin)
     admin = basic("calvin", SEED_PASSWORDS["calvin"])
+    api.patch(f"/users/{uid}", headers=admin, data={"password": password})
     for row in api.get(f"/owned/{uid}", headers=admin).json or []:
         api.delete(f"/object/{row['oid']}", headers=basic(login, password))
     api.delete(f"/users/{uid}", headers=admin)
@@ -105,6 +107,12 @@ def test_matrix(api, target, method, path, params, identity, status):
         assert "WWW-Authenticate" in res.headers
     if status == 204:
         assert res.data == b""
+    if status == 201:  # what the case created is its own to delete
+        admin = basic("calvin", SEED_PASSWORDS["calvin"])
+        if "uid" in res.json:
+            api.delete(f"/users/{res.json['uid']}", 204, headers=admin, login=None)
+        else:
+            api.delete(f"/object/{res.json['oid']}", 204, headers=credentials(identity, target), login=None)
 
 
 def test_matrix_size():
