@@ -120,3 +120,24 @@ def test_cors_allow_list():
         assert res.status_code == 200 and "Access-Control-Allow-Origin" not in res.headers
     finally:
         app.config["KIVA_CORS_ORIGINS"] = []
+
+
+@pytest.mark.skipif(EXTERNAL, reason="builds an app of its own, in-process")
+def test_closed_route_answers_json_403():
+    # Kiva declares authz on every route; a route that forgets it is CLOSE, and
+    # FlaskSimpleAuth 36 answers a plain-text 403 under a JSON content type:
+    # errors.init_app turns any such body into {"error": …}
+    import FlaskSimpleAuth as fsa
+
+    import errors
+
+    app = fsa.Flask("closed", FSA_AUTH=["basic", "none"], FSA_ERROR_RESPONSE="json:error", FSA_LOGGING_LEVEL=50)
+    errors.init_app(app)
+
+    @app.get("/forgotten")
+    def get_forgotten():  # no authz: CLOSE
+        return "never", 200
+
+    res = app.test_client().get("/forgotten")
+    assert res.status_code == 403
+    assert res.is_json and res.get_json() == {"error": "currently closed route"}
