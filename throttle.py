@@ -17,6 +17,8 @@ import FlaskSimpleAuth as fsa
 
 from database import DB_FAILURES, db, json_error, log
 
+REFUSAL = "too many failed logins, retry later"
+
 
 def settings() -> tuple[int, float]:
     config = flask.current_app.config
@@ -32,7 +34,7 @@ def check(login: str, failures: int | None, since: float | None):
         wait = since + window - time.time()
         if wait > 0:
             flask.g.kiva_retry_after = math.ceil(wait)
-            raise fsa.ErrorResponse("too many failed logins, retry later", 429)
+            raise fsa.ErrorResponse(REFUSAL, 429)
 
 
 def count(res: flask.Response) -> flask.Response:
@@ -44,7 +46,7 @@ def count(res: flask.Response) -> flask.Response:
     if retry_after is not None:
         # FlaskSimpleAuth reports the last scheme's error, maybe a 401: the throttle decides
         if res.status_code in (401, 429):
-            res = json_error("too many failed logins, retry later", 429)
+            res = json_error(REFUSAL, 429)
             res.headers["Retry-After"] = str(retry_after)
         return res
     authenticated = flask.current_app.current_user() == login  # type: ignore[attr-defined]

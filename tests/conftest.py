@@ -37,6 +37,13 @@ def api(ft_client):
     return ft_client
 
 
+def register(api, prefix: str = "user", password: str = "password") -> tuple[str, str, int]:  # noqa: S107
+    """A fresh user, registered through the API: login, password, uid."""
+    login = unique(prefix)
+    uid = api.post("/register", 201, data={"login": login, "pword": password}).json["uid"]
+    return login, password, uid
+
+
 def basic(login: str, password: str) -> dict[str, str]:
     """Headers for HTTP basic authentication."""
     credentials = base64.b64encode(f"{login}:{password}".encode()).decode()

@@ -7,15 +7,13 @@ that the end of the window can be checked too; the limit is the default, 5.
 import time
 
 import pytest
-from conftest import basic, bearer, unique
+from conftest import basic, bearer, register, unique
 
 LIMIT = 5
 
 
-def register(api) -> tuple[str, str, int]:
-    login, password = unique("throttled"), "right-password"
-    uid = api.post("/register", 201, data={"login": login, "pword": password}).json["uid"]
-    return login, password, uid
+def fresh_user(api) -> tuple[str, str, int]:
+    return register(api, "throttled", "right-password")
 
 
 def fail(api, login: str, times: int):
@@ -25,7 +23,7 @@ def fail(api, login: str, times: int):
 
 
 def test_throttle_known_login(api):
-    login, password, uid = register(api)
+    login, password, uid = fresh_user(api)
     token = api.get("/login", 200, login=None, headers=basic(login, password)).json
     fail(api, login, LIMIT)
     res = api.get("/whoami", 429, login=None, headers=basic(login, "wrong-password"))
@@ -48,7 +46,7 @@ def test_throttle_unknown_login_alike(api):
 
 
 def test_success_resets_the_count(api):
-    login, password, uid = register(api)
+    login, password, uid = fresh_user(api)
     fail(api, login, LIMIT - 1)
     api.get("/whoami", 200, login=None, headers=basic(login, password))
     fail(api, login, LIMIT - 1)  # without the reset, the 5th failure would have been refused
@@ -59,7 +57,7 @@ def test_success_resets_the_count(api):
 
 
 def test_throttle_ends_with_the_window(api):
-    login, password, uid = register(api)
+    login, password, uid = fresh_user(api)
     fail(api, login, LIMIT)
     res = api.get("/whoami", 429, login=None, headers=basic(login, password))
     wait = int(res.headers["Retry-After"])

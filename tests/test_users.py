@@ -3,16 +3,9 @@
 import datetime
 import json
 
-from conftest import SEED_PASSWORDS, basic, in_parallel, unique
+from conftest import SEED_PASSWORDS, basic, in_parallel, register, unique
 
 ADMIN = basic("calvin", SEED_PASSWORDS["calvin"])
-
-
-def register(api, password: str = "password") -> tuple[str, str, int]:  # noqa: S107
-    """A fresh user: login, password, uid."""
-    login = unique("user")
-    uid = api.post("/register", 201, data={"login": login, "pword": password}).json["uid"]
-    return login, password, uid
 
 
 def test_hello_transcript(api):
@@ -33,7 +26,7 @@ def test_admin_transcript(api):
 
 
 def test_register_whoami_login(api):
-    login, password, uid = register(api, "secret")
+    login, password, uid = register(api, password="secret")
     assert isinstance(uid, int)
     # taken login: a conflict, never a 500
     assert api.post("/register", 409, data={"login": login, "pword": "other-pw"}).json == {
