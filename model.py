@@ -143,9 +143,8 @@ class PathId(werkzeug.routing.IntegerConverter):
     regex = f"(?:{up_to(2**63 - 1)})"
 
 
-Login = typing.Annotated[
-    str, pydantic.StringConstraints(min_length=1, max_length=NAME_MAX, pattern=r"^[^\x00-\x1f\x7f]+$")
-]
+# a login in a pydantic model: the very rules of Name, the type /register uses
+Login = typing.Annotated[str, pydantic.AfterValidator(Name)]
 
 
 class User(pydantic.BaseModel):
