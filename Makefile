@@ -92,15 +92,17 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# TESTS: what pytest runs in-process (make fuzz narrows it to the fuzzer)
+TESTS ?=
 test-sqlite: venv
 	rm -f $(TEST_SQLITE)
 	export APP_CONFIG=app.conf KIVA_SQLITE=$(TEST_SQLITE) APP_SECRET=$(TEST_SECRET); \
-	$(BIN)/flask --app app db-init && FLASK_TESTER_APP=app $(BIN)/pytest
+	$(BIN)/flask --app app db-init && FLASK_TESTER_APP=app $(BIN)/pytest $(TESTS)
 
 test-pg: venv
 	PG_DB=$(TEST_DB) scripts/pg.sh start
 	export APP_CONFIG=pg.conf KIVA_DB="$(call PG_URL,$(TEST_DB))" APP_SECRET=$(TEST_SECRET); \
-	$(BIN)/flask --app app db-init && FLASK_TESTER_APP=app $(BIN)/pytest
+	$(BIN)/flask --app app db-init && FLASK_TESTER_APP=app $(BIN)/pytest $(TESTS)
 
 # the same tests against a live server on PostgreSQL
 test-ext: venv
@@ -113,12 +115,7 @@ test-ext: venv
 # more fuzzing than make check's: FUZZ_EXAMPLES examples per route, on both backends
 FUZZ_EXAMPLES ?= 500
 fuzz: venv
-	rm -f $(TEST_SQLITE)
-	export APP_CONFIG=app.conf KIVA_SQLITE=$(TEST_SQLITE) APP_SECRET=$(TEST_SECRET) KIVA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES); \
-	$(BIN)/flask --app app db-init && FLASK_TESTER_APP=app $(BIN)/pytest tests/test_fuzz.py
-	PG_DB=$(TEST_DB) scripts/pg.sh start
-	export APP_CONFIG=pg.conf KIVA_DB="$(call PG_URL,$(TEST_DB))" APP_SECRET=$(TEST_SECRET) KIVA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES); \
-	$(BIN)/flask --app app db-init && FLASK_TESTER_APP=app $(BIN)/pytest tests/test_fuzz.py
+	KIVA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(MAKE) --no-print-directory test-sqlite test-pg TESTS=tests/test_fuzz.py
 
 # the same tests through Apache httpd + mod_wsgi, deployed by make deploy to a new
 # temporary folder, on its own PostgreSQL database set up by deploy/db-setup.sql
