@@ -10,7 +10,7 @@ assertion (a 500); and an idle connection whose server went away looks fine to
 psycopg until used (`closed` is only set by a failed operation): the first request on
 each of them after a restart would fail (see `revive`). anodb has no public hook for
 any of these: this subclass overrides its connection step and reads its connection
-attributes. tests/test_anodb_private.py fails if anodb changes under it.
+attributes. tests/test_library_workarounds.py fails if anodb changes under it.
 """
 
 import logging
