@@ -90,7 +90,9 @@ def run(*cmd: str, **kw) -> str:
 
 
 def pg_env() -> dict:
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("APP_THROTTLE", "MAKE", "MFLAGS"))}
+    """The environment of make and scripts: none of the caller's app settings (a test run's
+    short throttling window or trusted proxy would land in the deployed kiva.env)."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("APP_", "KIVA_", "MAKE", "MFLAGS"))}
     e.update(PG_PORT=PG_PORT, PG_DIR=PG_DIR)
     return e
 
