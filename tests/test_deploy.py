@@ -1,37 +1,38 @@
 """Tokens across server processes: behind Apache, mod_wsgi spreads requests over
 several daemon processes, which must all accept a token made by any of them, so
-they share the secret (kiva.env). Concurrent requests reach more than one process.
+they share the secret (kiva.env). Concurrent requests reach more than one process:
+the app's audit lines, which Apache prefixes with "[pid N:…]", show which.
 """
 
-import datetime
-import hashlib
+import concurrent.futures
 import os
 
 import pytest
-from conftest import EXTERNAL
+import requests
+from helpers import EXTERNAL, AuditLog, bearer, forge_token, unique
 
-
-def token(login: str, secret: str, realm: str = "kiva") -> str:
-    """A FlaskSimpleAuth token "realm:login:limit:signature", signed as the server does."""
-    limit = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=10)
-    data = f"{realm}:{login}:{limit:%Y%m%d%H%M%S}"
-    return f"{data}:{hashlib.blake2s(f'{data}:{secret}'.encode()).digest()[:16].hex()}"
+PROCESSES = int(os.environ.get("KIVA_SERVER_PROCESSES", "1"))
 
 
 @pytest.mark.skipif(not EXTERNAL or "APP_SECRET" not in os.environ, reason="a live server and its secret")
-def test_token_on_every_process():
-    import concurrent.futures
-
-    import requests
-
+def test_token_on_every_process(api):
+    login = unique("everywhere")
+    uid = api.post("/register", 201, data={"login": login, "pword": "password"}).json["uid"]
     url = os.environ["FLASK_TESTER_APP"] + "/version"
-    headers = {"Authorization": f"Bearer {token('calvin', os.environ['APP_SECRET'])}"}
+    headers = bearer(forge_token(login))  # signed with the secret every process must share
+    audit = AuditLog()
 
-    def whoami(_):
+    def version(_):
         with requests.Session() as session:
             res = session.get(url, headers=headers, timeout=30)
             return res.status_code, res.json().get("user")
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(whoami, range(32)))
-    assert answers == [(200, "calvin")] * 32
+        answers = list(pool.map(version, range(32)))
+    assert answers == [(200, login)] * 32
+    lines = audit.lines(user=login, method="GET", path="/version")
+    assert [line["status"] for line in lines] == ["200"] * 32
+    if PROCESSES > 1:  # Apache: its error log carries the pid of each line's process
+        pids = {line["pid"] for line in lines}
+        assert None not in pids and len(pids) >= 2, f"answered by processes {pids} only"
+    api.delete(f"/users/{uid}", 204, login="calvin")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 import pytest
-from conftest import EXTERNAL, SEED_PASSWORDS, basic
+from helpers import EXTERNAL, SEED_PASSWORDS, basic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
