@@ -97,9 +97,7 @@ def test_post_login_refuses_a_token(api):
 
 def test_patch_of_what_does_not_exist(api):
     # the permission check finds nothing to check: 404, as GET /users/<uid> says
-    assert api.patch("/users/424242", 404, login="calvin", json={"isadmin": True}).json == {
-        "error": "object not found"
-    }
+    assert api.patch("/users/424242", 404, login="calvin", json={"isadmin": True}).json == {"error": "object not found"}
     assert api.patch("/users/424242", 404, login="calvin", data={"password": "long-enough"}).json == {
         "error": "object not found"
     }
