@@ -4,9 +4,9 @@ MATRIX has an entry for each (method, rule) of app.url_map, and test_matrix_cove
 every_route checks that it has exactly those: a new route without its line fails.
 For each route × each identity, the exact status the contract says, with its body.
 
-Each route's cases share one fresh user (the "owner" of its objects, the one whose
-password "wrong" misses); every id in a path is a fresh row of the case's own
-(a stuff, an object, an owner with a thing, a user for the writes on /users/<uid>),
+The cases share one fresh user, the "owner" of the objects, and a few whose password
+"wrong" misses; every id in a path is a fresh row of the request's own (a stuff, an
+object, an owner with a thing; a user, for a write on /users/<uid> that may succeed),
 deleted afterwards with its status checked.
 """
 
@@ -153,12 +153,12 @@ class Fresh:
             self.api.request(method, path, status, login=None, headers=headers)  # type: ignore[attr-defined]
 
 
-def credentials(identity: str, login: str, password: str) -> dict[str, str]:
+def credentials(identity: str, login: str, password: str, wrong: str) -> dict[str, str]:
     """The Authorization header of an identity (none: no header at all)."""
     return {
         "none": {},
         "unknown": basic(unique("hacker"), "secret-password"),
-        "wrong": basic(login, "not-the-password"),
+        "wrong": basic(wrong, "not-the-password"),
         "user": basic("hobbes", SEED_PASSWORDS["hobbes"]),  # a plain user, unrelated
         "admin": ADMIN,
         "owner": basic(login, password),
@@ -171,6 +171,46 @@ def new_user(api) -> tuple[str, str, int]:
     return login, password, api.post("/register", 201, data={"login": login, "pword": password}).json["uid"]
 
 
+class People:
+    """The users the cases share: one owner, and the targets of wrong passwords, each
+    used fewer times than the throttling limit (5 failures) so that "wrong" stays a 401.
+    Sharing them spares a bcrypt hash per case: at the production cost (Apache), the
+    bulk of the matrix's time."""
+
+    def __init__(self):
+        self.api = None
+        self.owner: tuple[str, str, int] = ("", "", 0)
+        self.wrongs: list[tuple[str, int]] = []  # (login, uid) of the wrong-password targets
+        self.failures = 4
+
+    def bind(self, api):
+        """FlaskTester's client of the current test (a fixture per test)."""
+        self.api = api
+        if not self.owner[0]:
+            self.owner = new_user(api)
+
+    def wrong(self) -> str:
+        if self.failures == 4:
+            login, _, uid = new_user(self.api)
+            self.wrongs.append((login, uid))
+            self.failures = 0
+        self.failures += 1
+        return self.wrongs[-1][0]
+
+    def remove(self):
+        if self.api is None:
+            return
+        for uid in [self.owner[2]] + [uid for _, uid in self.wrongs]:
+            self.api.delete(f"/users/{uid}", 204, login=None, headers=ADMIN)
+
+
+@pytest.fixture(scope="module")
+def people():
+    shared = People()
+    yield shared
+    shared.remove()
+
+
 CASES = [
     pytest.param(method, rule, case, id=f"{method} {rule}{' ' + str(n) if n else ''}")
     for (method, rule), cases in sorted(MATRIX.items(), key=lambda kv: (kv[0][1], kv[0][0]))
@@ -179,11 +219,13 @@ CASES = [
 
 
 @pytest.mark.parametrize("method,rule,case", CASES)
-def test_matrix(api, method, rule, case):
-    row_user = new_user(api)
+def test_matrix(api, people, method, rule, case):
+    people.bind(api)
     wrong = []
     for identity, status in zip(IDENTITIES, case.statuses, strict=True):
-        login, password, uid = new_user(api) if case.fresh_user else row_user
+        # a request that changes or deletes the user of its path, and may: a user of its own
+        fresh_user = case.fresh_user and status < 400
+        login, password, uid = new_user(api) if fresh_user else people.owner
         fresh = Fresh(api, login, password)
         values = {"uid": uid, **fresh.ids(rule, method)}
         path = re.sub(r"<int:(\w+)>", lambda m: str(values[m[1]]), rule)  # noqa: B023
@@ -194,7 +236,8 @@ def test_matrix(api, method, rule, case):
             kwargs = {"data": {"tname": unique("T"), "oid": fresh.owner(with_thing=False)[0], "tprice": "1.5"}}
         elif (method, rule) == ("PUT", "/things/<int:tid>"):
             kwargs = {"data": {"tname": unique("T"), "oid": fresh.thing_owner, "tprice": "1.5"}}
-        res = api.request(method, path, None, login=None, headers=credentials(identity, login, password), **kwargs)
+        headers = credentials(identity, login, password, people.wrong() if identity == "wrong" else "")
+        res = api.request(method, path, None, login=None, headers=headers, **kwargs)
         if res.status_code != status:
             wrong.append(f"{identity}: {res.status_code} instead of {status}: {res.text[:100]}")
         elif status >= 400:
@@ -216,11 +259,9 @@ def test_matrix(api, method, rule, case):
             elif rule == "/owners":
                 api.delete(f"/owners/{body['oid']}", 204, login=None, headers=ADMIN)
             else:
-                creator = credentials(identity, login, password)
-                api.delete(f"/object/{body['oid']}", 204, login=None, headers=creator)
+                api.delete(f"/object/{body['oid']}", 204, login=None, headers=headers)
         deleted = path if method == "DELETE" and res.status_code == 204 else None
         fresh.undo(deleted)
-        if case.fresh_user and deleted != path:
+        if fresh_user and deleted != path:
             api.delete(f"/users/{uid}", 204, login=None, headers=ADMIN)
-    api.delete(f"/users/{row_user[2]}", 204, login=None, headers=ADMIN)
     assert not wrong, wrong
