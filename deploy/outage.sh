@@ -21,7 +21,7 @@ export PG_DIR=/tmp/kiva-pg-$PG_PORT
 port=${OUTAGE_APACHE_PORT:-8095}
 db=kiva_outage
 kiva_db="host=$PG_DIR port=$PG_PORT dbname=$db user=kiva"
-dir=$(mktemp -d /tmp/kiva-outage.XXXXXX)
+dir=$(mktemp -d /tmp/kiva-outage-$port.XXXXXX)  # the port: side-by-side runs
 chmod 755 "$dir"
 
 cleanup() {
