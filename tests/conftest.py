@@ -9,7 +9,7 @@ unique names and remove them, so they run in any order, on a long-lived server t
 import os
 
 import pytest
-from helpers import SEED_PASSWORDS, Raw, database_counts, seed_counts
+from helpers import SEED_PASSWORDS, Client, Raw, database_counts, new_address, seed_counts
 
 # FlaskTester's fixtures: ft_authenticator, ft_client
 pytest_plugins = ["FlaskTester"]
@@ -19,8 +19,9 @@ os.environ.setdefault("FLASK_TESTER_AUTH", ",".join(f"{u}:{p}" for u, p in SEED_
 
 @pytest.fixture
 def api(ft_client):
-    """The application under test, without credentials unless a login is given."""
-    return ft_client
+    """The application under test, without credentials unless a login is given, from a
+    client address of the test's own (see helpers.new_address)."""
+    return Client(ft_client, new_address())
 
 
 @pytest.fixture
