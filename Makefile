@@ -44,7 +44,7 @@ TEST_DEPLOY_DB ?= kiva_test_deploy
 
 
 .PHONY: help venv db run start stop pg-start pg-stop check system-deps check-stages test-in-process-and-ext lint \
-  test-sqlite test-pg test-ext test-apache test-outage fuzz deploy db-setup apache-start apache-stop bench clean
+  test-sqlite test-pg test-ext test-apache test-outage fuzz deploy db-setup apache-start apache-stop bench flood clean
 
 help:
 	@echo "make run    # set up (venv, SQLite database) and serve on http://127.0.0.1:$(APP_PORT)"
@@ -207,6 +207,18 @@ BENCH_NS ?= 1000,100000,1000000
 bench:
 	PG_PORT=$(BENCH_PG_PORT) PG_DIR=/tmp/kiva-pg-$(BENCH_PG_PORT) BENCH_PROCESSES=$(BENCH_PROCESSES) \
 	  BENCH_THREADS=$(BENCH_THREADS) BENCH_DURATION=$(BENCH_DURATION) BENCH_NS=$(BENCH_NS) /usr/bin/python3 bench/bench.py
+
+# the password-guessing flood (bench/flood.py, bench/FLOOD.md, issue #10 point 4): its own
+# PostgreSQL cluster (FLOOD_PG_PORT, fsync on) and Apache (FLOOD_APACHE_PORT); not part of make check
+FLOOD_PG_PORT ?= 6060
+FLOOD_APACHE_PORT ?= 8696
+FLOOD_DURATION ?= 15
+FLOOD_RATE ?= 10
+FLOOD_PHASES ?= baseline:0,basic:8,basic:32,basic-botnet:32,basic+param:8,register:8,register-taken:8
+flood:
+	FLOOD_PG_PORT=$(FLOOD_PG_PORT) FLOOD_APACHE_PORT=$(FLOOD_APACHE_PORT) FLOOD_DURATION=$(FLOOD_DURATION) \
+	  FLOOD_RATE=$(FLOOD_RATE) FLOOD_PHASES=$(FLOOD_PHASES) FLOOD_PROCESSES=$(APACHE_PROCESSES) \
+	  FLOOD_THREADS=$(APACHE_THREADS) /usr/bin/python3 bench/flood.py
 
 clean:
 	-./stop.sh
