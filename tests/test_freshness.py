@@ -19,7 +19,7 @@ import re
 import time
 
 import pytest
-from conftest import basic, bearer, unique
+from helpers import basic, bearer, unique
 
 PROCESSES = int(os.environ.get("KIVA_SERVER_PROCESSES", "1"))
 ROUNDS = 6  # at most this many rounds of requests to reach every process
