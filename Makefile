@@ -86,6 +86,9 @@ check: lint test-sqlite test-pg test-ext test-apache test-outage
 # a short login-throttling window in test runs only, so that the tests can see it end
 # (long enough for 5 failed bcrypt checks at cost 12 on a loaded machine)
 test-sqlite test-pg test-ext test-apache test-outage: export APP_THROTTLE_SECONDS = 8
+# the scrape token of GET /metrics in test runs (tests/test_metrics.py reads it too)
+TEST_METRICS_TOKEN ?= kiva-test-metrics-token-not-for-production
+test-sqlite test-pg test-ext test-apache test-outage: export KIVA_METRICS_TOKEN = $(TEST_METRICS_TOKEN)
 
 lint: venv
 	$(BIN)/ruff check .

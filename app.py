@@ -14,6 +14,7 @@ import audit
 import auth
 import database
 import errors
+import metrics
 import security
 import throttle
 from compute import comp
@@ -32,6 +33,7 @@ app.url_map.converters["int"] = PathId  # ids beyond 64 bits are a 404, not a da
 
 # after-request hooks run in the reverse order: the audit line comes last, with the final status
 audit.init_app(app)
+metrics.init_app(app, database.probe)  # counts each request with its final status
 security.init_app(app)
 errors.init_app(app)
 throttle.init_app(app)  # counts failed logins once the request's transaction is over
@@ -44,3 +46,4 @@ app.register_blueprint(things)
 app.register_blueprint(users)
 app.register_blueprint(owned)
 app.register_blueprint(comp, url_prefix="/cmp")
+app.register_blueprint(metrics.scrape)

@@ -24,6 +24,8 @@ import flask
 import FlaskSimpleAuth as fsa
 import psycopg
 
+import metrics
+
 log = logging.getLogger("kiva")
 
 # one AnoDB connection per concurrent request, created on demand, then reused
@@ -64,6 +66,8 @@ def unavailable(e: BaseException) -> fsa.ErrorResponse:
     failing during authentication would otherwise end as a plain 401.
     """
     log.error(f"database unavailable: {e}")
+    metrics.DB_ERRORS.labels("unavailable").inc()
+    metrics.DB_UP.set(0)
     if flask.has_app_context():  # not when the pool opens its first connection at start-up
         flask.g.kiva_db_unavailable = True
     return fsa.ErrorResponse("database unavailable, please retry later", 503)
@@ -133,6 +137,7 @@ class DB(anodb.DB):
                 raise
             raise error from e
         backoff.succeeded()
+        metrics.DB_UP.set(1)
 
     def revive(self):
         """Before a request uses this connection: reconnect it if the server closed it.
@@ -179,6 +184,14 @@ def json_error(message: str, status: int) -> flask.Response:
 
 
 def refusal(e: BaseException) -> BaseException:
+    """refused_as(e), counted in the metrics by kind (unavailable() counts its own)."""
+    answer = refused_as(e)
+    if isinstance(answer, fsa.ErrorResponse) and answer.status in (400, 409):
+        metrics.DB_ERRORS.labels("conflict" if answer.status == 409 else "invalid").inc()
+    return answer
+
+
+def refused_as(e: BaseException) -> BaseException:
     """The HTTP answer to a database refusal or failure, or the error itself if a bug.
 
     anodb calls it on a failed query, so that FlaskSimpleAuth answers the
@@ -206,6 +219,7 @@ def error_response(e: BaseException) -> flask.Response:
     if isinstance(answer, fsa.ErrorResponse):
         return json_error(answer.message, answer.status)
     log.error(f"unexpected database error: {e!r}")
+    metrics.DB_ERRORS.labels("other").inc()
     return json_error("internal database error", 500)
 
 
@@ -242,6 +256,7 @@ def db_checkout(conn: DB):
     """Pool hook: each request gets a connection checked for a server-side end, in
     autocommit mode for the methods that only read (one statement, one transaction),
     in one transaction for the others, which the after-request hook ends."""
+    metrics.POOL_IN_USE.inc()  # until the pool's return hook
     conn.revive()
     pg = conn._conn
     if conn._db == "psycopg" and pg is not None and not pg.closed and flask.has_request_context():
@@ -263,6 +278,21 @@ def db_release(exc: BaseException | None):
     db._ret_obj()
 
 
+def probe() -> bool:
+    """Whether the database answers now (for the metrics: kiva_database_up).
+
+    A failure is this probe's answer, not its request's: the request goes on (a
+    scrape reports the outage instead of failing with a 503).
+    """
+    try:
+        db.now()
+    except DB_FAILURES:  # unavailable() counted it and set kiva_database_up to 0
+        flask.g.pop("kiva_db_unavailable", None)
+        return False
+    metrics.DB_UP.set(1)
+    return True
+
+
 def init_db():
     """Drop and recreate the tables with the seed data: back to a known state."""
     conn = db._get_obj()
@@ -281,7 +311,7 @@ def init_db():
 def init_app(app: fsa.Flask):
     """Set the pool, the transaction hooks and the database error answers."""
     config = app.config["ANODB"]
-    db._set_pool(getter=db_checkout)
+    db._set_pool(getter=db_checkout, retter=lambda _conn: metrics.POOL_IN_USE.dec())
     db._set(fun=lambda _: connect(config))
     app.after_request(db_commit)
     app.teardown_request(db_release)
