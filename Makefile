@@ -121,11 +121,14 @@ fuzz: venv
 	KIVA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(MAKE) --no-print-directory test-sqlite test-pg TESTS=tests/test_fuzz.py
 
 # the same tests through Apache httpd + mod_wsgi, deployed by make deploy to a new
-# temporary folder, on its own PostgreSQL database set up by deploy/db-setup.sql
+# temporary folder, on its own PostgreSQL database set up by deploy/db-setup.sql; then a
+# real Prometheus on PROMETHEUS_PORT scrapes it (tests/prometheus_check.py)
+PROMETHEUS_PORT ?= 9190
 test-apache: venv
 	$(MAKE) --no-print-directory db-setup DEPLOY_DB=$(TEST_DEPLOY_DB)
 	MAKE="$(MAKE) --no-print-directory" KIVA_DB="host=$(PG_DIR) port=$(PG_PORT) dbname=$(TEST_DEPLOY_DB) user=$(DB_ROLE)" \
-	  APP_SECRET=$(TEST_SECRET) APACHE_PORT=$(APACHE_PORT) PYTEST=$(BIN)/pytest deploy/check.sh
+	  APP_SECRET=$(TEST_SECRET) APACHE_PORT=$(APACHE_PORT) PROMETHEUS_PORT=$(PROMETHEUS_PORT) \
+	  PYTEST=$(BIN)/pytest PYTHON=$(BIN)/python deploy/check.sh
 
 # the database outage drill: the app deployed under Apache (2 processes) on a private
 # PostgreSQL cluster (port OUTAGE_PG_PORT, never PG_PORT's), which tests/outage.py

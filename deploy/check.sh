@@ -4,11 +4,15 @@
 # 1. make deploy DB_INIT=1 to a new folder under /tmp (reachable by www-data),
 # 2. make apache-start: a private Apache on 127.0.0.1:$APACHE_PORT serving it,
 # 3. the whole external test suite at http://127.0.0.1:$APACHE_PORT/api,
-# 4. a second make deploy keeps the data, make deploy DB_INIT=1 resets it,
-# 5. make apache-stop, whatever happened; the folder is removed when all passed.
+# 4. Apache restarted (its metrics start from 0), and a real Prometheus scraping it
+#    (tests/prometheus_check.py, on PROMETHEUS_PORT): its counts must be exact,
+# 5. a second make deploy keeps the data, make deploy DB_INIT=1 resets it,
+# 6. make apache-stop, whatever happened; the folder is removed when all passed.
 #
 # Environment: MAKE, KIVA_DB (the database to deploy to), APP_SECRET (the tests
-# forge tokens with it), APACHE_PORT, PYTEST (the test runner).
+# forge tokens with it), KIVA_METRICS_TOKEN (the scrape token of GET /metrics, added to
+# the deployed kiva.env), APACHE_PORT, PROMETHEUS_PORT, PYTEST (the test runner),
+# PYTHON (the venv's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,12 +42,19 @@ PY
 }
 
 deploy DB_INIT=1
+# what an operator does on the server to let Prometheus scrape: the token in kiva.env
+echo "KIVA_METRICS_TOKEN=${KIVA_METRICS_TOKEN:?the scrape token of the tests}" >>"$dir/kiva.env"
 $make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
 echo "test-apache: the external test suite through Apache at $api"
 # the audit tests read the app's log lines: the virtual host's error log, whose
 # "[pid N:…]" prefixes show test_freshness.py which of the processes answered
 KIVA_AUDIT_LOG=$dir/apache/kiva-error.log KIVA_SERVER_PROCESSES=${APACHE_PROCESSES:-2} FLASK_TESTER_APP=$api \
   ${PYTEST:-venv/bin/pytest}
+
+echo "test-apache: Apache restarted, a real Prometheus scraping it"
+stop
+$make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
+${PYTHON:-venv/bin/python} tests/prometheus_check.py "$api" "$dir/apache/kiva-error.log" "${PROMETHEUS_PORT:-9190}"
 
 echo "test-apache: a second deploy keeps the data, DB_INIT=1 resets it"
 marker=deploy-check-$$-$RANDOM
