@@ -41,7 +41,7 @@ TEST_DEPLOY_DB ?= kiva_test_deploy
 
 
 .PHONY: help venv db run start stop pg-start pg-stop check lint test-sqlite test-pg test-ext test-apache \
-  test-outage fuzz deploy db-setup apache-start apache-stop bench clean
+  test-outage fuzz deploy db-setup apache-start apache-stop bench bench-metrics clean
 
 help:
 	@echo "make run    # set up (venv, SQLite database) and serve on http://127.0.0.1:$(APP_PORT)"
@@ -176,6 +176,13 @@ BENCH_NS ?= 1000,100000,1000000
 bench:
 	PG_PORT=$(BENCH_PG_PORT) PG_DIR=/tmp/kiva-pg-$(BENCH_PG_PORT) BENCH_PROCESSES=$(BENCH_PROCESSES) \
 	  BENCH_THREADS=$(BENCH_THREADS) BENCH_DURATION=$(BENCH_DURATION) BENCH_NS=$(BENCH_NS) /usr/bin/python3 bench/bench.py
+
+# what the metrics cost (bench/metrics_cost.py, bench/RESULTS.md): token GET with and without,
+# CPU per request of each Apache tree; its own PostgreSQL and two Apaches; not part of make check
+BENCH_METRICS_PG_PORT ?= 9192
+BENCH_METRICS_PORT ?= 9193
+bench-metrics:
+	BENCH_METRICS_PG_PORT=$(BENCH_METRICS_PG_PORT) BENCH_METRICS_PORT=$(BENCH_METRICS_PORT) /usr/bin/python3 bench/metrics_cost.py
 
 clean:
 	-./stop.sh

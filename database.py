@@ -279,13 +279,18 @@ def db_release(exc: BaseException | None):
 
 
 def probe() -> bool:
-    """Whether the database answers now (for the metrics: kiva_database_up).
+    """Whether a new connection reaches the database now (kiva_database_up, for the metrics).
 
-    A failure is this probe's answer, not its request's: the request goes on (a
-    scrape reports the outage instead of failing with a 503).
+    On a connection of its own, outside the pool: its failure is this probe's answer,
+    not its request's, which goes on (a scrape reports the outage instead of failing
+    with a 503); a full server (max_connections) is seen too.
     """
     try:
-        db.now()
+        conn = connect(flask.current_app.config["ANODB"])
+        try:
+            conn.now()
+        finally:
+            conn.close()
     except DB_FAILURES:  # unavailable() counted it and set kiva_database_up to 0
         flask.g.pop("kiva_db_unavailable", None)
         return False

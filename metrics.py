@@ -27,6 +27,7 @@ scrape token is recognised here, before the route's authentication runs.
 """
 
 import atexit
+import functools
 import hmac
 import os
 import re
@@ -178,14 +179,12 @@ def scrape_token() -> str | None:
     return expected if hmac.compare_digest(given[7:].encode(), expected.encode()) else None
 
 
-def start_clock():
+def start() -> flask.Response | None:
+    """Start the request's clock; answer GET /metrics with the scrape token here, as
+    FlaskSimpleAuth would refuse a bearer that is not one of its tokens."""
     flask.g.kiva_metrics_start = time.perf_counter()
-
-
-def scrape_with_token() -> flask.Response | None:
-    """GET /metrics with the scrape token: answered here, FlaskSimpleAuth would refuse it."""
     req = flask.request
-    if req.method == "GET" and req.url_rule is not None and req.url_rule.rule == "/metrics" and scrape_token():
+    if req.url_rule is not None and req.url_rule.rule == "/metrics" and req.method == "GET" and scrape_token():
         return exposition()
     return None
 
@@ -203,15 +202,21 @@ def credentials_scheme(req: flask.Request) -> str:
     return "none"
 
 
+@functools.cache  # the label sets are bounded: a few hundred series at most
+def series(route: str, method: str, status: int) -> tuple:
+    """The request counter and latency histogram of these labels (labels() costs a lock)."""
+    return REQUESTS.labels(route, method, str(status)), LATENCY.labels(route, method)
+
+
 def count(res: flask.Response) -> flask.Response:
     """After every other hook: the final status is known."""
     req = flask.request
     route = req.url_rule.rule if req.url_rule is not None else UNMATCHED
-    method = req.method if req.method in METHODS else "other"
-    REQUESTS.labels(route, method, str(res.status_code)).inc()
-    start = flask.g.get("kiva_metrics_start")
-    if start is not None:
-        LATENCY.labels(route, method).observe(time.perf_counter() - start)
+    requests, latency = series(route, req.method if req.method in METHODS else "other", res.status_code)
+    requests.inc()
+    begun = flask.g.get("kiva_metrics_start")
+    if begun is not None:
+        latency.observe(time.perf_counter() - begun)
     if res.status_code == 401:
         AUTH_FAILURES.labels(credentials_scheme(req)).inc()
     elif res.status_code == 429:
@@ -243,6 +248,5 @@ def init_app(app: fsa.Flask, probe=None):
     mark_dead_processes()
     atexit.register(process_gone)
     database_probe = probe
-    app.before_request(start_clock)
-    app.before_request(scrape_with_token)
+    app.before_request(start)
     app.after_request(count)
