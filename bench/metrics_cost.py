@@ -166,6 +166,8 @@ def main():
     print(
         f"cost of the metrics: {cpu:+.1f} % CPU per request ({(cpu_on - cpu_off) * 1000:+.0f} us), {rps:+.1f} % req/s"
     )
+    paired = sum(a["cpu_ms"] - b["cpu_ms"] for a, b in zip(on, off, strict=True)) / ROUNDS
+    print(f"mean of the rounds' differences: {paired * 1000:+.0f} us CPU per request ({paired / cpu_off * 100:+.1f} %)")
 
 
 def cleanup():
