@@ -166,9 +166,7 @@ def test_route_labels_are_templates(api):
 
 @pytest.mark.skipif(EXTERNAL, reason="the files of this process group: in-process only")
 def test_dead_process_files_marked():
-    from prometheus_client import multiprocess
-
-    import metrics
+    import metrics  # first: it sets prometheus_client's multiprocess directory
 
     # a process that ended without its atexit hook left its files: its live gauges go, its counters stay
     dead = 2**22 + 12345  # above pid_max's default: no such process
@@ -179,4 +177,33 @@ def test_dead_process_files_marked():
     assert f"gauge_livesum_{dead}.db" not in left and f"gauge_livemostrecent_{dead}.db" not in left
     assert f"counter_{dead}.db" in left
     os.remove(os.path.join(metrics.DIRECTORY, f"counter_{dead}.db"))
-    assert multiprocess.MultiProcessCollector(None, metrics.DIRECTORY)  # the directory is still readable
+    assert metrics.multiprocess.MultiProcessCollector(None, metrics.DIRECTORY)  # the directory is still readable
+
+
+@pytest.mark.skipif(EXTERNAL, reason="points the probe at a database that is not there: in-process only")
+def test_scrape_reports_database_down(api):
+    import time
+
+    from app import app
+
+    def database_up() -> tuple[float, float]:
+        figures = samples(scrape(api))  # a 200 in any case: the outage is reported, not suffered
+        return value(figures, "kiva_database_up"), value(figures, "kiva_database_errors_total", kind="unavailable")
+
+    up, errors = database_up()
+    assert up == 1
+    config = app.config["ANODB"]
+    if config["db"] == "sqlite3":
+        app.config["ANODB"] = dict(config, conn="/nonexistent-kiva-folder/kiva.db")
+    else:
+        app.config["ANODB"] = dict(config, conn=config["conn"] + " port=1")  # nothing listens there
+    try:
+        down, after = database_up()
+        assert (down, after) == (0, errors + 1)
+    finally:
+        app.config["ANODB"] = config
+    # back as soon as the connection back-off allows a new attempt (50 ms after one failure)
+    deadline = time.time() + 5
+    while database_up()[0] != 1:
+        assert time.time() < deadline, "kiva_database_up still 0 with the database back"
+        time.sleep(0.1)
