@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 make=${MAKE:-make}
 port=${APACHE_PORT:-8085}
 api=http://127.0.0.1:$port/api
-dir=$(mktemp -d /tmp/kiva-apache-check.XXXXXX)
+dir=$(mktemp -d /tmp/kiva-apache-check-$port.XXXXXX)  # the port: side-by-side runs
 chmod 755 "$dir"
 
 deploy() { $make deploy DEPLOY_FORCE=1 DEPLOY_TARGET="$dir" KIVA_DB="$KIVA_DB" APP_SECRET="$APP_SECRET" "$@"; }
