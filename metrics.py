@@ -224,17 +224,25 @@ def count(res: flask.Response) -> flask.Response:
     return res
 
 
-# GET /metrics: every process's figures; for an admin, or a scraper with the token (above)
-scrape = fsa.Blueprint("metrics", __name__)
+def database_refusal(answer: BaseException) -> BaseException:
+    """Count a database refusal by the answer errors.refusal made of it (unavailable()
+    counts its own, a bug is counted where it becomes a 500)."""
+    if isinstance(answer, fsa.ErrorResponse) and answer.status in (400, 409):
+        DB_ERRORS.labels("conflict" if answer.status == 409 else "invalid").inc()
+    return answer
 
 
-@scrape.get("/metrics", authz="ADMIN")
+blueprint = fsa.Blueprint("metrics", __name__)
+
+
+# GET /metrics: every process's figures; for an admin, or a scraper with the token (start)
+@blueprint.get("/metrics", authz="ADMIN")
 def get_metrics():
     return exposition()
 
 
 def init_app(app: fsa.Flask, probe=None):
-    """Count every request; call first, so that the count sees the final status.
+    """The build info, this group's dead processes; app.py registers start and count.
 
     `probe` is called before each scrape: it tries the database and sets DB_UP.
     """
@@ -248,5 +256,3 @@ def init_app(app: fsa.Flask, probe=None):
     mark_dead_processes()
     atexit.register(process_gone)
     database_probe = probe
-    app.before_request(start)
-    app.after_request(count)
