@@ -44,6 +44,7 @@ BASE = (
 )
 DB = "kiva_bench_metrics"
 KIVA_DB = f"host={PG_DIR} port={PG_PORT} dbname={DB} user=kiva"
+KIVA_OWNER_DB = f"host={PG_DIR} port={PG_PORT} dbname={DB} user=kiva_owner"  # the schema's owner
 SECRET = os.urandom(20).hex()
 PASSWORD = os.urandom(10).hex()
 TICK = os.sysconf("SC_CLK_TCK")
@@ -77,7 +78,11 @@ def setup() -> tuple[str, int]:
     # scripts/pg.sh starts its clusters with fsync off (for the tests): a benchmark runs with it on
     psql("-c", "ALTER SYSTEM SET fsync = on", db="postgres")
     psql("-c", "SELECT pg_reload_conf()", db="postgres")
-    psql("-v", "role=kiva", "-v", f"db={DB}", "-v", f"password={SECRET}", "-f", "deploy/db-setup.sql", db="postgres")
+    psql(
+        *("-v", "role=kiva", "-v", "owner=kiva_owner", "-v", f"db={DB}"),
+        *("-v", f"password={SECRET}", "-v", f"owner_password={SECRET}", "-f", "deploy/db-setup.sql"),
+        db="postgres",
+    )
     # the same code without metrics: the tree of BASE, deployed by its own deploy script
     shutil.rmtree(SOURCE_OFF, ignore_errors=True)
     os.makedirs(SOURCE_OFF)
@@ -91,7 +96,14 @@ def setup() -> tuple[str, int]:
         os.chmod(target, 0o755)
         if os.path.exists(os.path.join(target, "kiva.env")):
             os.remove(os.path.join(target, "kiva.env"))
-        deploy_env = dict(os.environ, DEPLOY_TARGET=target, KIVA_DB=KIVA_DB, APP_SECRET=SECRET, DB_INIT=init)
+        deploy_env = dict(
+            os.environ,
+            DEPLOY_TARGET=target,
+            KIVA_DB=KIVA_DB,
+            KIVA_OWNER_DB=KIVA_OWNER_DB,
+            APP_SECRET=SECRET,
+            DB_INIT=init,
+        )
         deploy_env.pop("APP_THROTTLE_SECONDS", None)
         run("deploy/deploy.sh", cwd=source, env=deploy_env)
     # the benchmark's user (a production-cost hash) and one thing to read

@@ -7,6 +7,7 @@ server, Apache's 2 processes, where the figures must be the sums of both).
 The exposition is checked by Prometheus's own `promtool check metrics`.
 """
 
+import importlib
 import os
 import subprocess
 
@@ -45,7 +46,9 @@ def scrape(api) -> str:
 
 
 def families(text: str):
-    # not imported at the top: in-process, the app must import prometheus_client first (metrics.py)
+    # metrics.py first, as in a server: it chooses prometheus_client's storage when imported
+    # (and refuses to come second); not at the top: in-process, the app imports it
+    importlib.import_module("metrics")
     from prometheus_client.parser import text_string_to_metric_families
 
     return text_string_to_metric_families(text)
