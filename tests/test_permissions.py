@@ -30,6 +30,8 @@ class Case:
     fresh_user: bool = False  # the request changes or deletes the user of the path: one per identity
 
 
+# the routes whose success is not JSON (API.md), by their content type
+NOT_JSON = {("GET", "/metrics"): "text/plain"}
 NO = (401, 401, 401)  # none, unknown, wrong
 
 
@@ -52,6 +54,7 @@ def name() -> dict:
 MATRIX: dict[tuple[str, str], list[Case]] = {
     ("GET", "/version"): [Case(everyone(200))],
     ("GET", "/health"): [Case(everyone(200))],
+    ("GET", "/metrics"): [Case(admin(200))],  # or a scrape token: tests/test_metrics.py
     ("GET", "/stuff"): [Case(everyone(200))],
     ("POST", "/stuff"): [Case(everyone(201), name)],
     ("GET", "/stuff/<int:sid>"): [Case(everyone(200))],
@@ -248,6 +251,8 @@ def test_matrix(api, people, method, rule, case):
                 assert "WWW-Authenticate" in res.headers
         elif status == 204:
             assert res.data == b""
+        elif (method, rule) in NOT_JSON:
+            assert res.headers["Content-Type"].startswith(NOT_JSON[method, rule]) and res.data, res.headers
         else:
             assert res.headers["Content-Type"] == "application/json" and res.json is not None
         if res.status_code == 201:  # what the request created is its own to delete
