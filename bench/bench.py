@@ -176,7 +176,15 @@ def setup():
 def load(lo: int, hi: int, bench_hash: str):
     t = time.time()
     psql(
-        "-v", f"lo={lo}", "-v", f"hi={hi}", "-v", f"hash={bench_hash}", "-f", os.path.join(BENCH, "data.sql"), user=OWNER
+        "-v",
+        f"lo={lo}",
+        "-v",
+        f"hi={hi}",
+        "-v",
+        f"hash={bench_hash}",
+        "-f",
+        os.path.join(BENCH, "data.sql"),
+        user=OWNER,
     )
     psql("-c", "CHECKPOINT", db="postgres")  # its writes must not land in the next measurement
     log(f"data: N={hi} loaded in {time.time() - t:.1f}s")
@@ -427,7 +435,11 @@ def main():
     for target, port in servers.values():
         apache("start", target, port)
     basic = "Basic " + base64.b64encode(f"bench:{PASSWORD}".encode()).decode()
-    creds = {"": "", "basic": basic, "token": "Bearer " + json.loads(get(f"http://127.0.0.1:{APP_PORT}/api/login", basic))}
+    creds = {
+        "": "",
+        "basic": basic,
+        "token": "Bearer " + json.loads(get(f"http://127.0.0.1:{APP_PORT}/api/login", basic)),
+    }
     if CACHE_VARIANT:
         creds["ctoken"] = "Bearer " + json.loads(get(f"http://127.0.0.1:{CACHE_PORT}/api/login", basic))
     scenarios = [s for s in SCENARIOS if s[2] in servers]
@@ -518,7 +530,11 @@ def report(scenarios, rounds, lists, tps, app_rss, floor_rss, load_s):
     say(
         "app CPU per request over the floor's (steadier than req/s): "
         + ", ".join(f"{k} {app_cpu[k] / app_cpu['floor']:.2f}" for k in ("open", "token", "basic") if k in keys)
-        + (f", writes {app_cpu['writes'] / app_cpu['floor_writes']:.2f} (over the write floor)" if "writes" in keys else "")
+        + (
+            f", writes {app_cpu['writes'] / app_cpu['floor_writes']:.2f} (over the write floor)"
+            if "writes" in keys
+            else ""
+        )
     )
     say()
     growth = max(
