@@ -44,7 +44,7 @@ TEST_DEPLOY_DB ?= kiva_test_deploy
 
 
 .PHONY: help venv db run start stop pg-start pg-stop check lint test-sqlite test-pg test-ext test-apache \
-  test-outage fuzz deploy db-setup apache-start apache-stop bench bench-profile clean
+  test-outage fuzz deploy db-setup apache-start apache-stop bench bench-profile bench-instructions clean
 
 help:
 	@echo "make run    # set up (venv, SQLite database) and serve on http://127.0.0.1:$(APP_PORT)"
@@ -194,6 +194,16 @@ bench-profile: venv
 	PG_DB=kiva_profile scripts/pg.sh start
 	export APP_CONFIG=server.conf KIVA_DB="$(call PG_URL,kiva_profile)" APP_SECRET=$(TEST_SECRET); \
 	$(BIN)/flask --app app db-init && $(BIN)/python bench/cpu_profile.py
+
+# instructions per token GET /things/<tid> under callgrind (bench/instructions.py): repeatable
+# to about 0.1 %, whatever the load of the machine; about a minute
+bench-instructions: venv
+	PG_DB=kiva_profile scripts/pg.sh start
+	export APP_CONFIG=$(CURDIR)/server.conf KIVA_DB="$(call PG_URL,kiva_profile)" APP_SECRET=$(TEST_SECRET); \
+	$(BIN)/flask --app app db-init && out=$$(mktemp) && \
+	valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$$out $(BIN)/python bench/instructions.py 2>/dev/null && \
+	awk -v n=$${INSTR_REQUESTS:-200} '/^totals/ {printf "token GET /things/<tid>: %.0f instructions per request (callgrind, in-process)\n", $$2 / n}' $$out; \
+	rm -f $$out
 
 clean:
 	-./stop.sh

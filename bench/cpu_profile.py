@@ -3,7 +3,7 @@
 """Where the Python CPU of one token GET /things/<tid> goes (`make bench-profile`).
 
 The production configuration (server.conf: FSA_MODE prod, FSA_CACHE none, audit log
-on) in this process, driven through Werkzeug's test client (no HTTP, no mod_wsgi:
+on) in this process, called as mod_wsgi calls it (a WSGI environ, no HTTP, no mod_wsgi:
 the WSGI application alone), against the PostgreSQL database named by KIVA_DB that
 `flask db-init` filled (data.sql: calvin's things). cProfile's own time of every
 function is summed by layer (the file it lives in), and the inclusive time of the
@@ -69,6 +69,28 @@ def layer(filename: str) -> str:
     return "other (C builtins, interpreter)"
 
 
+def wsgi_get(path: str, headers: dict) -> tuple[str, bytes]:
+    """One GET through the WSGI application itself, as mod_wsgi calls it (no test client)."""
+    environ = dict(ENVIRONS.get(path) or ENVIRONS.setdefault(path, make_environ(path, headers)))
+    environ["wsgi.input"] = io.BytesIO(b"")
+    status = []
+    body = app(environ, lambda s, h, e=None: status.append(s))
+    try:
+        data = b"".join(body)
+    finally:
+        getattr(body, "close", lambda: None)()
+    return status[0], data
+
+
+def make_environ(path: str, headers: dict) -> dict:
+    from werkzeug.test import EnvironBuilder
+
+    return EnvironBuilder(path=path, headers=headers, environ_base={"REMOTE_ADDR": "127.0.0.1"}).get_environ()
+
+
+ENVIRONS: dict[str, dict] = {}
+
+
 def main():
     client = app.test_client()
     basic = "Basic " + base64.b64encode(b"calvin:hobbes").decode()
@@ -77,23 +99,23 @@ def main():
     token = {"Authorization": "Bearer " + res.json}
     tid = client.get("/things?limit=1", headers=token).json[0]["tid"]
     for _ in range(200):  # warm-up: connections, prepared statements, caches
-        assert client.get(f"/things/{tid}", headers=token).status_code == 200
+        assert wsgi_get(f"/things/{tid}", token)[0] == "200 OK"
     t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(REQUESTS):
-        client.get(f"/things/{tid}", headers=token)
+        wsgi_get(f"/things/{tid}", token)
     plain_ms = (time.process_time() - c0) / REQUESTS * 1000
     wall_ms = (time.perf_counter() - t0) / REQUESTS * 1000
     prof = cProfile.Profile(time.process_time)  # CPU, not the wait for the server
     prof.enable()
     for _ in range(REQUESTS):
-        client.get(f"/things/{tid}", headers=token)
+        wsgi_get(f"/things/{tid}", token)
     prof.disable()
     stats = pstats.Stats(prof, stream=io.StringIO())
     total = sum(s[2] for s in stats.stats.values())  # type: ignore[attr-defined]
     by_layer: dict[str, float] = {}
     for (filename, _line, _func), (_cc, _nc, tt, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
         by_layer[layer(filename)] = by_layer.get(layer(filename), 0.0) + tt
-    print(f"token GET /things/<tid>, {REQUESTS} requests in-process (test client, no HTTP):")
+    print(f"token GET /things/<tid>, {REQUESTS} requests in-process (WSGI calls, no HTTP):")
     print(f"without the profiler: {plain_ms:.3f} ms CPU/request ({wall_ms:.3f} ms wall, the rest is waiting)")
     print()
     print("| layer (own time of its functions) | share of Python CPU | ms/request at the unprofiled rate |")
