@@ -44,7 +44,7 @@ TEST_DEPLOY_DB ?= kiva_test_deploy
 
 
 .PHONY: help venv db run start stop pg-start pg-stop check lint test-sqlite test-pg test-ext test-apache \
-  test-outage fuzz deploy db-setup apache-start apache-stop bench bench-profile bench-instructions clean
+  test-outage fuzz deploy db-setup apache-start apache-stop bench bench-profile bench-instructions flood clean
 
 help:
 	@echo "make run    # set up (venv, SQLite database) and serve on http://127.0.0.1:$(APP_PORT)"
@@ -204,6 +204,18 @@ bench-instructions: venv
 	valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$$out $(BIN)/python bench/instructions.py 2>/dev/null && \
 	awk -v n=$${INSTR_REQUESTS:-200} '/^totals/ {printf "token GET /things/<tid>: %.0f instructions per request (callgrind, in-process)\n", $$2 / n}' $$out; \
 	rm -f $$out
+
+# the password-guessing flood (bench/flood.py, bench/FLOOD.md, issue #10 point 4): its own
+# PostgreSQL cluster (FLOOD_PG_PORT, fsync on) and Apache (FLOOD_APACHE_PORT); not part of make check
+FLOOD_PG_PORT ?= 6060
+FLOOD_APACHE_PORT ?= 8696
+FLOOD_DURATION ?= 15
+FLOOD_RATE ?= 10
+FLOOD_PHASES ?= baseline:0,basic:8,basic:32,basic-botnet:32,basic+param:8,register:8,register-taken:8
+flood:
+	FLOOD_PG_PORT=$(FLOOD_PG_PORT) FLOOD_APACHE_PORT=$(FLOOD_APACHE_PORT) FLOOD_DURATION=$(FLOOD_DURATION) \
+	  FLOOD_RATE=$(FLOOD_RATE) FLOOD_PHASES=$(FLOOD_PHASES) FLOOD_PROCESSES=$(APACHE_PROCESSES) \
+	  FLOOD_THREADS=$(APACHE_THREADS) /usr/bin/python3 bench/flood.py
 
 clean:
 	-./stop.sh

@@ -64,7 +64,8 @@ class PasswordChecks:
 
     bcrypt is slow on purpose (about 0.25 s at cost 12): unbounded, a few clients
     sending random credentials would take every thread and core. Beyond `slots`
-    checks at once, a request waits at most `wait` seconds, then gets a 503.
+    checks at once, a request waits at most `wait` seconds (0 by default), then gets
+    a 503.
     A successful check is cached by (keyed digest of the password, current hash): a
     changed password has a new hash (new salt), so the entry no longer matches.
     Failures are never cached. The key is an HMAC under a per-process random key:
@@ -283,7 +284,7 @@ def init_app(app: fsa.Flask):
         if config.get("FSA_PASSWORD_OPTS", {}).get("rounds", 0) < PRODUCTION_ROUNDS:
             raise RuntimeError(f"bcrypt cost must be at least {PRODUCTION_ROUNDS} in production")
     config.setdefault("KIVA_PASSWORD_SLOTS", 2)
-    config.setdefault("KIVA_PASSWORD_WAIT", 0.2)
+    config.setdefault("KIVA_PASSWORD_WAIT", 0.0)
     app.extensions["kiva_password_checks"] = PasswordChecks(config["KIVA_PASSWORD_SLOTS"], config["KIVA_PASSWORD_WAIT"])
     app.password_check(password_check)
     app.group_check("ADMIN", is_admin)
