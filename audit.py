@@ -64,7 +64,9 @@ def audit_line(res: flask.Response) -> flask.Response:
 
 
 # the log records of Kiva's format (level, logger, message) need no thread nor process
-# name: logging then skips looking them up on every record, the audit line's among them
+# name, nor the caller's file and line: logging then skips looking them up on every
+# record, the audit line's among them (the logging HOWTO's "Optimization" settings)
 logging.logThreads = False
 logging.logProcesses = False
 logging.logMultiprocessing = False
+logging._srcfile = None  # type: ignore[assignment]
