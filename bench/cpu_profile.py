@@ -59,6 +59,11 @@ NAMED = [
     ("database.end_transaction", "database.py", "end_transaction"),
     ("database.checkout (revive, autocommit)", "database.py", "checkout"),
     ("json dumps (Flask provider)", "provider.py", "dumps"),
+    ("Flask's hook dispatch (ensure_sync, per hook)", "flask/app.py", "ensure_sync"),
+    ("auth.token_issued (token age)", "auth.py", "token_issued"),
+    ("FlaskSimpleAuth token check (signature)", "FlaskSimpleAuth.py", "_get_token_auth"),
+    ("FlaskSimpleAuth route wrapper (auth, authz, params)", "FlaskSimpleAuth.py", "entry"),
+    ("logging Logger.info (record, handler, write)", "logging/__init__.py", "info"),
 ]
 
 
