@@ -45,7 +45,7 @@ TEST_DEPLOY_DB ?= kiva_test_deploy
 
 .PHONY: help venv db run start stop pg-start pg-stop check system-deps check-stages test-in-process-and-ext lint \
   test-sqlite test-pg test-ext test-apache test-outage fuzz deploy db-setup apache-start apache-stop bench flood \
-  bench-metrics clean
+  bench-metrics bench-profile bench-instructions clean
 
 help:
 	@echo "make run    # set up (venv, SQLite database) and serve on http://127.0.0.1:$(APP_PORT)"
@@ -205,15 +205,39 @@ apache-stop:
 	DEPLOY_TARGET="$(DEPLOY_TARGET)" deploy/apache.sh stop
 
 # the performance benchmark (bench/bench.py, bench/RESULTS.md): its own PostgreSQL cluster
-# (port BENCH_PG_PORT), Apache on 8090 (app) and 8091 (raw WSGI floor); not part of make check
-BENCH_PG_PORT ?= 5440
+# (port BENCH_PG_PORT), Apache on BENCH_APP_PORT (app), BENCH_FLOOR_PORT (raw WSGI floors)
+# and BENCH_CACHE_PORT (in-process cache variant); BENCH_ROUNDS interleaved rounds of
+# BENCH_DURATION seconds per scenario; not part of make check
+BENCH_PG_PORT ?= 6140
+BENCH_APP_PORT ?= 8790
+BENCH_FLOOR_PORT ?= 8791
+BENCH_CACHE_PORT ?= 8792
 BENCH_PROCESSES ?= $(APACHE_PROCESSES)
 BENCH_THREADS ?= $(APACHE_THREADS)
-BENCH_DURATION ?= 6
-BENCH_NS ?= 1000,100000,1000000
+BENCH_DURATION ?= 4
+BENCH_ROUNDS ?= 5
+BENCH_NS ?= 1000,1000000
 bench:
 	PG_PORT=$(BENCH_PG_PORT) PG_DIR=/tmp/kiva-pg-$(BENCH_PG_PORT) BENCH_PROCESSES=$(BENCH_PROCESSES) \
-	  BENCH_THREADS=$(BENCH_THREADS) BENCH_DURATION=$(BENCH_DURATION) BENCH_NS=$(BENCH_NS) /usr/bin/python3 bench/bench.py
+	  BENCH_THREADS=$(BENCH_THREADS) BENCH_DURATION=$(BENCH_DURATION) BENCH_NS=$(BENCH_NS) \
+	  BENCH_ROUNDS=$(BENCH_ROUNDS) BENCH_APP_PORT=$(BENCH_APP_PORT) BENCH_FLOOR_PORT=$(BENCH_FLOOR_PORT) \
+	  BENCH_CACHE_PORT=$(BENCH_CACHE_PORT) /usr/bin/python3 bench/bench.py
+
+# where the Python CPU of a token GET /things/<tid> goes (cProfile, in-process, bench/cpu_profile.py)
+bench-profile: venv
+	PG_DB=kiva_profile scripts/pg.sh start
+	export APP_CONFIG=server.conf KIVA_DB="$(call PG_URL,kiva_profile)" APP_SECRET=$(TEST_SECRET); \
+	$(BIN)/flask --app app db-init && $(BIN)/python bench/cpu_profile.py
+
+# instructions per token GET /things/<tid> under callgrind (bench/instructions.py): repeatable
+# to about 0.1 %, whatever the load of the machine; about a minute
+bench-instructions: venv
+	PG_DB=kiva_profile scripts/pg.sh start
+	export APP_CONFIG=$(CURDIR)/server.conf KIVA_DB="$(call PG_URL,kiva_profile)" APP_SECRET=$(TEST_SECRET); \
+	$(BIN)/flask --app app db-init && out=$$(mktemp) && \
+	valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$$out $(BIN)/python bench/instructions.py 2>/dev/null && \
+	awk -v n=$${INSTR_REQUESTS:-200} '/^totals/ {printf "token GET /things/<tid>: %.0f instructions per request (callgrind, in-process)\n", $$2 / n}' $$out; \
+	rm -f $$out
 
 # the password-guessing flood (bench/flood.py, bench/FLOOD.md, issue #10 point 4): its own
 # PostgreSQL cluster (FLOOD_PG_PORT, fsync on) and Apache (FLOOD_APACHE_PORT); not part of make check

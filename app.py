@@ -15,6 +15,7 @@ import auth
 import compute
 import database
 import errors
+import hooks
 import metrics
 import owned
 import security
@@ -49,10 +50,8 @@ AFTER_REQUEST = [
     metrics.count,  # the final status, as the audit line has it
     audit.audit_line,  # last: the final status
 ]
-for hook in BEFORE_REQUEST:
-    app.before_request(hook)
-for after in reversed(AFTER_REQUEST):  # Flask runs the last registered first
-    app.after_request(after)
+app.before_request(hooks.before_chain(BEFORE_REQUEST))  # one Flask hook each way: cheaper
+app.after_request(hooks.after_chain(AFTER_REQUEST))
 app.teardown_request(database.release)  # roll back on an exception, return the connection
 
 errors.init_app(app)

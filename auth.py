@@ -206,7 +206,11 @@ def token_issued(token: str) -> float:
     """When a valid FlaskSimpleAuth token was issued, in seconds since the epoch, at most
     one second early: its format is realm:login:expiry:signature, expiry to the second.
     """
-    expiry = datetime.datetime.strptime(token.split(":")[2], "%Y%m%d%H%M%S").replace(tzinfo=datetime.UTC)
+    # the fields by hand: strptime cost about 3 % of a token request's CPU (bench/RESULTS.md)
+    e = token.split(":")[2]
+    expiry = datetime.datetime(
+        int(e[0:4]), int(e[4:6]), int(e[6:8]), int(e[8:10]), int(e[10:12]), int(e[12:14]), tzinfo=datetime.UTC
+    )
     lifetime = datetime.timedelta(minutes=flask.current_app.config["FSA_TOKEN_DELAY"])
     return (expiry - lifetime).timestamp()
 

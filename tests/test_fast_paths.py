@@ -1,0 +1,92 @@
+"""The performance shortcuts (issue #13) give exactly what the code they replace gave.
+
+Each shortcut is checked against the slower original it replaced, on many inputs:
+the audit fields against urllib's quote, the audit time against strftime, the token's
+issue time against strptime, and the hook chains against Flask's own hook semantics
+(the first before-hook answer wins, after-hooks in their listed order).
+"""
+
+import datetime
+import time
+from urllib.parse import quote
+
+import flask
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import audit
+import auth
+import hooks
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text())
+def test_audit_field_is_quote(value):
+    assert audit.field(value) == (quote(value, safe=audit.SAFE) if value else "-")
+
+
+@given(st.sampled_from(["/things/12", "calvin", "GET", "10.1.2.3", "a b", "x\ny", "é", "%41", "[::1]", "a_b-c.d~"]))
+def test_audit_field_samples(value):
+    assert audit.field(value) == quote(value, safe=audit.SAFE)
+    assert " " not in audit.field(value) and "\n" not in audit.field(value)
+
+
+def test_audit_timestamp_is_strftime():
+    # the cached second and zone, with the milliseconds: what strftime gives around it
+    for _ in range(3):
+        before = time.strftime("%Y-%m-%dT%H:%M:%S %z")
+        stamp = audit.timestamp()
+        after = time.strftime("%Y-%m-%dT%H:%M:%S %z")
+        second, millis, zone = stamp[:19], stamp[20:23], stamp[23:]
+        assert stamp[19] == "." and millis.isdigit() and f"{second} {zone}" in (before, after), stamp
+        time.sleep(0.4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=datetime.datetime(2000, 1, 1), max_value=datetime.datetime(2200, 12, 31)))
+def test_token_issued_is_strptime(expiry):
+    app = flask.Flask("fast-paths")
+    app.config["FSA_TOKEN_DELAY"] = 60.0
+    text = expiry.strftime("%Y%m%d%H%M%S")
+    token = f"kiva:calvin:{text}:0123456789abcdef"
+    expected = datetime.datetime.strptime(text, "%Y%m%d%H%M%S").replace(tzinfo=datetime.UTC)
+    with app.app_context():
+        assert auth.token_issued(token) == (expected - datetime.timedelta(minutes=60)).timestamp()
+
+
+def test_hook_chains_keep_flask_semantics():
+    app = flask.Flask("hook-chains")
+    calls: list[str] = []
+
+    def first():
+        calls.append("first")
+
+    def refuse():
+        calls.append("refuse")
+        if flask.request.args.get("refuse"):
+            return {"error": "refused"}, 403
+        return None
+
+    def never_after_refusal():
+        calls.append("third")
+
+    def tag(name):
+        def after(res):
+            calls.append(name)
+            res.headers["X-Order"] = res.headers.get("X-Order", "") + name
+            return res
+
+        return after
+
+    app.before_request(hooks.before_chain([first, refuse, never_after_refusal]))
+    app.after_request(hooks.after_chain([tag("a"), tag("b"), tag("c")]))
+    app.add_url_rule("/", "root", lambda: "ok")
+    client = app.test_client()
+
+    res = client.get("/")
+    assert res.status_code == 200 and res.text == "ok" and res.headers["X-Order"] == "abc"
+    assert calls == ["first", "refuse", "third", "a", "b", "c"]
+    calls.clear()
+    res = client.get("/?refuse=1")
+    assert res.status_code == 403 and res.json == {"error": "refused"} and res.headers["X-Order"] == "abc"
+    assert calls == ["first", "refuse", "a", "b", "c"]
