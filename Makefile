@@ -133,6 +133,17 @@ test-outage: venv
 	MAKE="$(MAKE) --no-print-directory" APP_SECRET=$(TEST_SECRET) OUTAGE_PG_PORT=$(OUTAGE_PG_PORT) \
 	  OUTAGE_APACHE_PORT=$(OUTAGE_APACHE_PORT) PYTHON=$(BIN)/python deploy/outage.sh
 
+# schemathesis against the live server on PostgreSQL, its own database and port
+# (scripts/schemathesis.sh): SCHEMA_EXAMPLES examples per operation, fixed seed
+SCHEMA_DB ?= kiva_test_schema
+SCHEMA_PORT ?= 9290
+SCHEMA_EXAMPLES ?= 20
+SCHEMA_SEED ?= 20261128
+test-schema: venv
+	PG_DB=$(TEST_DB) scripts/pg.sh start
+	BIN=$(BIN) SCHEMA_DB=$(SCHEMA_DB) SCHEMA_PORT=$(SCHEMA_PORT) SCHEMA_EXAMPLES=$(SCHEMA_EXAMPLES) \
+	  SCHEMA_SEED=$(SCHEMA_SEED) APP_SECRET=$(TEST_SECRET) scripts/schemathesis.sh
+
 # production: see README "Deploying". Refuses uncommitted changes, and runs make check
 # unless it passed on this commit; DEPLOY_FORCE=1 skips both.
 deploy:

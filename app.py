@@ -13,10 +13,13 @@ import FlaskSimpleAuth as fsa
 import audit
 import auth
 import database
+import declared
 import errors
+import openapi
 import security
 import throttle
 from compute import comp
+from docs import docs
 from model import PathId
 from owned import owned
 from service import service
@@ -26,7 +29,8 @@ from users import users
 
 logging.basicConfig(level=logging.INFO)
 
-app = fsa.Flask(os.environ.get("APP_NAME", "kiva"))
+# no static folder, hence no /static route: every route of the app is one of the blueprints below
+app = fsa.Flask(os.environ.get("APP_NAME", "kiva"), static_folder=None)
 app.config.from_envvar("APP_CONFIG")
 app.url_map.converters["int"] = PathId  # ids beyond 64 bits are a 404, not a database error
 
@@ -38,9 +42,13 @@ throttle.init_app(app)  # counts failed logins once the request's transaction is
 database.init_app(app)
 auth.init_app(app)
 
+declared.record(app)  # what each route declares, for the OpenAPI document: before any route
 app.register_blueprint(service)
 app.register_blueprint(stuff)
 app.register_blueprint(things)
 app.register_blueprint(users)
 app.register_blueprint(owned)
 app.register_blueprint(comp, url_prefix="/cmp")
+app.register_blueprint(openapi.openapi)
+app.register_blueprint(docs)
+openapi.init_app(app)  # GET /openapi.json: generated from the routes above, once they are all there
