@@ -229,7 +229,9 @@ def request_body(params: list[tuple[str, dict, bool]], param_auth: bool) -> dict
     }
 
 
-def response(status: int, schema: dict | None = None, headers: typing.Sequence[str] = (), content: typing.Sequence[str] = ()) -> dict:
+def response(
+    status: int, schema: dict | None = None, headers: typing.Sequence[str] = (), content: typing.Sequence[str] = ()
+) -> dict:
     res: dict = {"description": REASONS.get(status, "")}
     if schema is not None:
         res["content"] = {ct: {"schema": schema} for ct in content or ["application/json"]}
