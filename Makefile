@@ -41,7 +41,7 @@ TEST_DEPLOY_DB ?= kiva_test_deploy
 
 
 .PHONY: help venv db run start stop pg-start pg-stop check lint test-sqlite test-pg test-ext test-apache \
-  test-outage fuzz deploy db-setup apache-start apache-stop bench clean
+  test-outage test-schema fuzz deploy db-setup apache-start apache-stop bench clean
 
 help:
 	@echo "make run    # set up (venv, SQLite database) and serve on http://127.0.0.1:$(APP_PORT)"
@@ -77,7 +77,7 @@ pg-start:
 pg-stop:
 	scripts/pg.sh stop
 
-check: lint test-sqlite test-pg test-ext test-apache test-outage
+check: lint test-sqlite test-pg test-ext test-apache test-outage test-schema
 	@# make deploy trusts a check of the committed state it deploys
 	@if [ -z "$$(git status --porcelain 2>/dev/null)" ]; then \
 	  mkdir -p .run && touch .run/checked-$$(git rev-parse HEAD); fi
@@ -112,10 +112,12 @@ test-ext: venv
 	$(BIN)/flask --app app db-init && ./stop.sh >/dev/null && ./start.sh && \
 	{ KIVA_AUDIT_LOG=$$APP_LOG FLASK_TESTER_APP=http://127.0.0.1:$(TEST_PORT) $(BIN)/pytest; rc=$$?; ./stop.sh; exit $$rc; }
 
-# more fuzzing than make check's: FUZZ_EXAMPLES examples per route, on both backends
+# more fuzzing than make check's: FUZZ_EXAMPLES examples per route, on both backends,
+# and schemathesis with FUZZ_EXAMPLES examples per operation
 FUZZ_EXAMPLES ?= 500
 fuzz: venv
 	KIVA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(MAKE) --no-print-directory test-sqlite test-pg TESTS=tests/test_fuzz.py
+	$(MAKE) --no-print-directory test-schema SCHEMA_EXAMPLES=$(FUZZ_EXAMPLES)
 
 # the same tests through Apache httpd + mod_wsgi, deployed by make deploy to a new
 # temporary folder, on its own PostgreSQL database set up by deploy/db-setup.sql
@@ -140,7 +142,6 @@ SCHEMA_PORT ?= 9290
 SCHEMA_EXAMPLES ?= 20
 SCHEMA_SEED ?= 20261128
 test-schema: venv
-	PG_DB=$(TEST_DB) scripts/pg.sh start
 	BIN=$(BIN) SCHEMA_DB=$(SCHEMA_DB) SCHEMA_PORT=$(SCHEMA_PORT) SCHEMA_EXAMPLES=$(SCHEMA_EXAMPLES) \
 	  SCHEMA_SEED=$(SCHEMA_SEED) APP_SECRET=$(TEST_SECRET) scripts/schemathesis.sh
 

@@ -254,7 +254,8 @@ def operation(app: fsa.Flask, rule, method: str, decl: declared.Declaration, sin
     is_open = authz == ["OPEN"]
     authn = decl.authn or app.config["FSA_AUTH"]
     several = len((rule.methods or set()) - AUTOMATIC_METHODS) > 1  # /login: GET and POST, one function
-    op: dict = {"operationId": endpoint + (f".{method.lower()}" if several else ""), "tags": [endpoint.split(".")[0]]}
+    blueprint, function = endpoint.split(".")
+    op: dict = {"operationId": function + (f"_{method.lower()}" if several else ""), "tags": [blueprint]}
     # the summary is the route's own comment line: "# GET /stuff: all stuff, or those matching…"
     comment = inspect.getcomments(decl.view) or ""
     if ": " in comment:
@@ -328,6 +329,9 @@ def generate(app: fsa.Flask) -> dict:
         for method in sorted((r.methods or set()) - AUTOMATIC_METHODS):
             path, op = operation(app, r, method, decls[r.endpoint], single, components)
             paths.setdefault(path, {})[method.lower()] = op
+    ids = [op["operationId"] for ops in paths.values() for op in ops.values()]
+    if len(ids) != len(set(ids)):
+        raise RuntimeError(f"operation ids used twice: {sorted(i for i in ids if ids.count(i) > 1)}")
     return {
         "openapi": "3.1.0",
         "info": {
