@@ -8,7 +8,7 @@
 # that a password schemathesis changes on a seed user does not end the run.
 #
 # Environment: PG_DIR, PG_PORT, SCHEMA_DB, SCHEMA_PORT, SCHEMA_EXAMPLES (per operation),
-# SCHEMA_SEED, APP_SECRET; BIN (the venv's bin folder).
+# SCHEMA_SEED, SCHEMA_CHECKS (default: the five conformance checks), APP_SECRET; BIN (the venv's bin folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +17,7 @@ port=${SCHEMA_PORT:-9290}
 examples=${SCHEMA_EXAMPLES:-20}
 seed=${SCHEMA_SEED:-20261128}
 base=http://127.0.0.1:$port
-checks=not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance
+checks=${SCHEMA_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance}
 report=${SCHEMA_REPORT:-/tmp/kiva-schemathesis-$port}
 
 export APP_CONFIG=pg.conf KIVA_DB="host=$PG_DIR port=$PG_PORT dbname=$SCHEMA_DB user=postgres"
