@@ -3,7 +3,8 @@
 #
 # 1. make deploy DB_INIT=1 to a new folder under /tmp (reachable by www-data),
 # 2. make apache-start: a private Apache on 127.0.0.1:$APACHE_PORT serving it,
-# 3. the whole external test suite at http://127.0.0.1:$APACHE_PORT/api,
+# 3. the whole external test suite at http://127.0.0.1:$APACHE_PORT/api, then
+#    schemathesis (scripts/schemathesis.sh) from /api/openapi.json,
 # 4. a second make deploy keeps the data, make deploy DB_INIT=1 resets it,
 # 5. make apache-stop, whatever happened; the folder is removed when all passed.
 #
@@ -44,6 +45,9 @@ echo "test-apache: the external test suite through Apache at $api"
 # "[pid N:…]" prefixes show test_freshness.py which of the processes answered
 KIVA_AUDIT_LOG=$dir/apache/kiva-error.log KIVA_SERVER_PROCESSES=${APACHE_PROCESSES:-2} FLASK_TESTER_APP=$api \
   ${PYTEST:-venv/bin/pytest}
+
+echo "test-apache: schemathesis through Apache, against /api/openapi.json"
+SCHEMA_URL=$api SCHEMA_REPORT=$dir/schemathesis BIN=$(dirname "${PYTEST:-venv/bin/pytest}") scripts/schemathesis.sh
 
 echo "test-apache: a second deploy keeps the data, DB_INIT=1 resets it"
 marker=deploy-check-$$-$RANDOM
