@@ -45,7 +45,7 @@ TEST_DEPLOY_DB ?= kiva_test_deploy
 
 .PHONY: help venv db run start stop pg-start pg-stop check system-deps check-stages test-in-process-and-ext lint \
   test-sqlite test-pg test-ext test-apache test-outage fuzz deploy db-setup apache-start apache-stop bench flood \
-  bench-metrics bench-profile bench-instructions clean
+  bench-metrics bench-profile bench-instructions test-schema clean
 
 help:
 	@echo "make run    # set up (venv, SQLite database) and serve on http://127.0.0.1:$(APP_PORT)"
@@ -107,6 +107,7 @@ test-in-process-and-ext:
 	nice -n 10 $(MAKE) --no-print-directory test-sqlite
 	nice -n 10 $(MAKE) --no-print-directory test-pg
 	nice -n 10 $(MAKE) --no-print-directory test-ext
+	nice -n 10 $(MAKE) --no-print-directory test-schema
 
 # a short login-throttling window in test runs only, so that the tests can see it end
 # (long enough for 5 failed bcrypt checks at cost 12 on a loaded machine); each test
@@ -149,10 +150,12 @@ test-ext: venv
 	{ KIVA_AUDIT_LOG=$$APP_LOG FLASK_TESTER_APP=http://127.0.0.1:$(TEST_PORT) $(BIN)/pytest; rc=$$?; ./stop.sh; exit $$rc; }
 
 # more fuzzing than make check's: FUZZ_EXAMPLES examples per route, on both backends,
-# with a random seed (make check's fuzzing is the same at every run: derandomized)
+# with a random seed (make check's fuzzing is the same at every run: derandomized), and
+# schemathesis with FUZZ_EXAMPLES examples per operation
 FUZZ_EXAMPLES ?= 500
 fuzz: venv
 	KIVA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) KIVA_FUZZ_RANDOM=1 $(MAKE) --no-print-directory test-sqlite test-pg TESTS=tests/test_fuzz.py
+	$(MAKE) --no-print-directory test-schema SCHEMA_EXAMPLES=$(FUZZ_EXAMPLES)
 
 # the same tests through Apache httpd + mod_wsgi, deployed by make deploy to a new
 # temporary folder, on its own PostgreSQL database set up by deploy/db-setup.sql; then a
@@ -173,6 +176,16 @@ OUTAGE_APACHE_PORT ?= 8095
 test-outage: venv
 	MAKE="$(MAKE) --no-print-directory" APP_SECRET=$(TEST_SECRET) OUTAGE_PG_PORT=$(OUTAGE_PG_PORT) \
 	  OUTAGE_APACHE_PORT=$(OUTAGE_APACHE_PORT) PYTHON=$(BIN)/python deploy/outage.sh
+
+# schemathesis against the live server on PostgreSQL, its own database and port
+# (scripts/schemathesis.sh): SCHEMA_EXAMPLES examples per operation, fixed seed
+SCHEMA_DB ?= kiva_test_schema
+SCHEMA_PORT ?= 9290
+SCHEMA_EXAMPLES ?= 20
+SCHEMA_SEED ?= 20261128
+test-schema: venv
+	BIN=$(BIN) SCHEMA_DB=$(SCHEMA_DB) SCHEMA_PORT=$(SCHEMA_PORT) SCHEMA_EXAMPLES=$(SCHEMA_EXAMPLES) \
+	  SCHEMA_SEED=$(SCHEMA_SEED) APP_SECRET=$(TEST_SECRET) scripts/schemathesis.sh
 
 # production: see README "Deploying". Refuses uncommitted changes, and runs make check
 # unless it passed on this commit; DEPLOY_FORCE=1 skips both.

@@ -14,9 +14,12 @@ import audit
 import auth
 import compute
 import database
+import declared
+import docs
 import errors
 import hooks
 import metrics
+import openapi
 import owned
 import security
 import service
@@ -28,7 +31,8 @@ from model import PathId
 
 logging.basicConfig(level=logging.INFO)
 
-app = fsa.Flask(os.environ.get("APP_NAME", "kiva"))
+# no static folder, hence no /static route: every route of the app is one of the blueprints below
+app = fsa.Flask(os.environ.get("APP_NAME", "kiva"), static_folder=None)
 app.config.from_envvar("APP_CONFIG")
 app.url_map.converters["int"] = PathId  # ids beyond 64 bits are a 404, not a database error
 
@@ -61,6 +65,7 @@ database.init_app(app)
 auth.init_app(app)  # FlaskSimpleAuth's hooks: its request hooks come after the ones above
 metrics.init_app(app, database.probe)  # build info, dead processes' files, the probe of each scrape
 
+declared.record(app)  # what each route declares, for the OpenAPI document: before any route
 app.register_blueprint(service.blueprint)
 app.register_blueprint(stuff.blueprint)
 app.register_blueprint(things.blueprint)
@@ -68,3 +73,6 @@ app.register_blueprint(users.blueprint)
 app.register_blueprint(owned.blueprint)
 app.register_blueprint(compute.blueprint, url_prefix="/cmp")
 app.register_blueprint(metrics.blueprint)
+app.register_blueprint(openapi.blueprint)
+app.register_blueprint(docs.blueprint)
+openapi.init_app(app)  # GET /openapi.json: generated from the routes above, once they are all there

@@ -20,8 +20,22 @@ PRICE_MAX = decimal.Decimal(10) ** 10
 CENT = decimal.Decimal("0.01")
 
 
+# control characters (Unicode category Cc) as a JSON-schema (ECMA 262) character class
+CONTROL = "\\x00-\\x1f\\x7f-\\x9f"
+
+
 class Name(str):
     """A name: a non-empty string of at most 200 characters, no control character."""
+
+    # the OpenAPI description of the type (openapi.py); isprintable() also refuses a few
+    # rarer characters (unassigned, separators) that a JSON-schema pattern cannot list
+    json_schema = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": NAME_MAX,
+        "pattern": f"^[^{CONTROL}]*$",
+        "description": "printable characters only (no control character)",
+    }
 
     def __new__(cls, value):
         if not isinstance(value, str):
@@ -36,6 +50,8 @@ class Name(str):
 class Pattern(Name):
     """A SQL LIKE pattern ("C%"): the same rules as a name."""
 
+    json_schema = {**Name.json_schema, "description": 'a SQL LIKE pattern ("C%"), the rules of a name'}
+
 
 class Mail(str):
     """A mail address, checked simply: printable, no space, at most 200 characters,
@@ -43,6 +59,15 @@ class Mail(str):
 
     Whether the address exists is for a confirmation mail to tell, not for a pattern.
     """
+
+    json_schema = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": NAME_MAX,
+        # a domain with a dot between two other characters: "a@b.c", not "a@b." nor "a@.b"
+        "pattern": f"^[^@\\s{CONTROL}]+@[^@\\s{CONTROL}]*[^@.\\s{CONTROL}][.]+[^@.\\s{CONTROL}][^@\\s{CONTROL}]*$",
+        "examples": ["name@example.org"],
+    }
 
     def __new__(cls, value):
         if not isinstance(value, str):
@@ -64,6 +89,8 @@ class Price(float):
     accepted; booleans, NaN, infinities and exponents ("1e3") are not. A float
     holds such prices faithfully both ways: 12.5 stays 12.5 on both engines.
     """
+
+    json_schema = {"type": "number", "minimum": 0, "exclusiveMaximum": int(PRICE_MAX), "multipleOf": float(CENT)}
 
     def __new__(cls, value):
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
@@ -102,6 +129,8 @@ def integer(value) -> int:
 class Int64(int):
     """An integer parameter that fits the database's 64-bit integers."""
 
+    json_schema = {"type": "integer", "format": "int64", "minimum": -(2**63), "maximum": 2**63 - 1}
+
     def __new__(cls, value):
         value = integer(value)
         if not -(2**63) <= value < 2**63:
@@ -111,6 +140,8 @@ class Int64(int):
 
 class Limit(int):
     """A page size: an integer from 1 to 1000."""
+
+    json_schema = {"type": "integer", "minimum": 1, "maximum": LIMIT_MAX}
 
     def __new__(cls, value):
         value = integer(value)
@@ -142,10 +173,11 @@ class PathId(werkzeug.routing.IntegerConverter):
     """
 
     regex = f"(?:{up_to(2**63 - 1)})"
+    json_schema = {"type": "integer", "format": "int64", "minimum": 0, "maximum": 2**63 - 1}
 
 
 # a login in a pydantic model: the very rules of Name, the type /register uses
-Login = typing.Annotated[str, pydantic.AfterValidator(Name)]
+Login = typing.Annotated[str, pydantic.AfterValidator(Name), pydantic.WithJsonSchema(Name.json_schema)]
 
 
 class User(pydantic.BaseModel):

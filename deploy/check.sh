@@ -9,6 +9,7 @@
 #    the TLS template accepted by Apache,
 # 5. Apache restarted (its metrics start from 0), and a real Prometheus scraping it
 #    (tests/prometheus_check.py, on PROMETHEUS_PORT): its counts must be exact,
+# 6. schemathesis (scripts/schemathesis.sh) from /api/openapi.json,
 # 6. a second make deploy keeps the data, make deploy DB_INIT=1 resets it, without
 #    any user (no known password),
 # 7. make apache-stop, whatever happened; the folder is removed when all passed.
@@ -109,6 +110,9 @@ echo "test-apache: Apache restarted, a real Prometheus scraping it"
 stop
 $make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
 ${PYTHON:-venv/bin/python} tests/prometheus_check.py "$api" "$dir/apache/kiva-error.log" "${PROMETHEUS_PORT:-9190}"
+
+echo "test-apache: schemathesis through Apache, against /api/openapi.json"
+SCHEMA_URL=$api SCHEMA_REPORT=$dir/schemathesis BIN=$(dirname "${PYTEST:-venv/bin/pytest}") scripts/schemathesis.sh
 
 echo "test-apache: a second deploy keeps the data, DB_INIT=1 resets it"
 marker=deploy-check-$$-$RANDOM

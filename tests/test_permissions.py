@@ -30,8 +30,10 @@ class Case:
     fresh_user: bool = False  # the request changes or deletes the user of the path: one per identity
 
 
+# a file of the documentation page (docs.py)
+DOCS_ASSET = "kiva-docs.js"
 # the routes whose success is not JSON (API.md), by their content type
-NOT_JSON = {("GET", "/metrics"): "text/plain"}
+NOT_JSON = {("GET", "/metrics"): "text/plain", ("GET", "/docs"): "text/html", ("GET", "/docs/<string:asset>"): "text/"}
 NO = (401, 401, 401)  # none, unknown, wrong
 
 
@@ -55,6 +57,9 @@ MATRIX: dict[tuple[str, str], list[Case]] = {
     ("GET", "/version"): [Case(everyone(200))],
     ("GET", "/health"): [Case(everyone(200))],
     ("GET", "/metrics"): [Case(admin(200))],  # or a scrape token: tests/test_metrics.py
+    ("GET", "/openapi.json"): [Case(everyone(200))],
+    ("GET", "/docs"): [Case(everyone(200))],
+    ("GET", "/docs/<string:asset>"): [Case(everyone(200))],
     ("GET", "/stuff"): [Case(everyone(200))],
     ("POST", "/stuff"): [Case(everyone(201), name)],
     ("GET", "/stuff/<int:sid>"): [Case(everyone(200))],
@@ -230,8 +235,8 @@ def test_matrix(api, people, method, rule, case):
         fresh_user = case.fresh_user and status < 400
         login, password, uid = new_user(api) if fresh_user else people.owner
         fresh = Fresh(api, login, password)
-        values = {"uid": uid, **fresh.ids(rule, method)}
-        path = re.sub(r"<int:(\w+)>", lambda m: str(values[m[1]]), rule)  # noqa: B023
+        values = {"uid": uid, "asset": DOCS_ASSET, **fresh.ids(rule, method)}
+        path = re.sub(r"<(?:int|string):(\w+)>", lambda m: str(values[m[1]]), rule)  # noqa: B023
         kwargs = case.params()
         if (method, rule) == ("PATCH", "/users/<int:uid>") and "password" in kwargs["data"]:
             kwargs["data"]["current"] = password  # a user's own change needs it; an admin's ignores it
