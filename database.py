@@ -24,7 +24,10 @@ import flask
 import FlaskSimpleAuth as fsa
 import psycopg
 
+import migrate
+
 log = logging.getLogger("kiva")
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 # one AnoDB connection per concurrent request, created on demand, then reused
 db = fsa.Reference()
@@ -263,21 +266,6 @@ def db_release(exc: BaseException | None):
     db._ret_obj()
 
 
-def init_db():
-    """Drop and recreate the tables with the seed data: back to a known state."""
-    conn = db._get_obj()
-    sqlite = conn._db == "sqlite3"
-    here = os.path.dirname(os.path.abspath(__file__))
-    for name in ["drop.sql", "create-sqlite.sql" if sqlite else "create.sql", "data.sql"]:
-        with open(os.path.join(here, name)) as script:
-            if sqlite:
-                conn._conn.executescript(script.read())
-            else:
-                conn._conn.execute(script.read())
-    conn.commit()
-    db._ret_obj()
-
-
 def init_app(app: fsa.Flask):
     """Set the pool, the transaction hooks and the database error answers."""
     config = app.config["ANODB"]
@@ -292,6 +280,12 @@ def init_app(app: fsa.Flask):
 
     @app.cli.command("db-init")
     def db_init():
-        """Recreate the configured database from drop, create and data.sql."""
-        init_db()
-        print(f"database reset: {config['conn']}")
+        """Drop the configured database, migrate it to the latest version, load data.sql."""
+        reached = migrate.init(config["db"], config["conn"], [os.path.join(HERE, "data.sql")])
+        print(f"database reset at schema version {reached}: {config['conn']}")
+
+    @app.cli.command("db-upgrade")
+    def db_upgrade():
+        """Apply the pending migrations to the configured database."""
+        reached = migrate.upgrade(config["db"], config["conn"])
+        print(f"database at schema version {reached}: {config['conn']}")

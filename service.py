@@ -15,7 +15,8 @@ service = fsa.Blueprint("service", __name__)
 def get_version():
     app = flask.current_app
     user = app.get_user(required=False)  # type: ignore[attr-defined]
-    return {"app": app.name, "version": VERSION, "user": user, "now": db.now()}, 200
+    # schema: the number of the last migration applied to the database (migrate.py)
+    return {"app": app.name, "version": VERSION, "schema": db.get_schema_version(), "user": user, "now": db.now()}, 200
 
 
 # GET /health: 200 when the database answers, 503 when it does not

@@ -6,6 +6,7 @@ import FlaskSimpleAuth as fsa
 from flask import current_app
 
 from auth import is_admin
+import etag
 from database import db
 from model import Int64, Limit, Name, Pattern, User
 from paging import ALL, DEFAULT_LIMIT, FIRST, page
@@ -75,7 +76,7 @@ def post_users(user: User):
 def get_users_uid(uid: int):
     res = db.get_user_uid(uid=uid)
     fsa.checkVal(res, f"no such user: {uid}", 404)
-    return res, 200
+    return etag.resource(res, "uid")
 
 
 # PATCH /users/<uid>: the user changes their password; an administrator also isadmin
@@ -84,8 +85,9 @@ def patch_users_uid(uid: int, user: fsa.CurrentUser, password: str | None = None
     fsa.checkVal(password is not None or isadmin is not None, "nothing to change: password? isadmin?", 400)
     fsa.checkVal(isadmin is None or is_admin(user), "only an administrator may change isadmin", 403)
     pword = app.hash_password(password) if password is not None else None
-    res = db.patch_user_uid(uid=uid, pword=pword, isadmin=isadmin)
-    fsa.checkVal(res, f"no such user: {uid}", 404)
+    version = etag.expected(uid, lambda: db.get_user_uid(uid=uid))
+    if not db.patch_user_uid(uid=uid, pword=pword, isadmin=isadmin, version=version):
+        etag.refused(db.get_user_uid(uid=uid), f"no such user: {uid}")
     return "", 204
 
 
@@ -94,14 +96,16 @@ def patch_users_uid(uid: int, user: fsa.CurrentUser, password: str | None = None
 def put_users_uid(uid: int, user: User):
     fsa.checkVal(user.uid == uid, "inconsistent user id", 400)
     pword = app.hash_password(user.password)
-    res = db.upd_user_uid(uid=uid, login=user.login, pword=pword, isadmin=user.isAdmin)
-    fsa.checkVal(res, f"no such user: {uid}", 404)
+    version = etag.expected(uid, lambda: db.get_user_uid(uid=uid))
+    if not db.upd_user_uid(uid=uid, login=user.login, pword=pword, isadmin=user.isAdmin, version=version):
+        etag.refused(db.get_user_uid(uid=uid), f"no such user: {uid}")
     return "", 204
 
 
 # DELETE /users/<uid>: an administrator deletes a user who owns no object
 @users.delete("/users/<uid>", authz="ADMIN")
 def delete_users_uid(uid: int):
-    res = db.del_user_uid(uid=uid)
-    fsa.checkVal(res, f"no such user: {uid}", 404)
+    version = etag.expected(uid, lambda: db.get_user_uid(uid=uid))
+    if not db.del_user_uid(uid=uid, version=version):
+        etag.refused(db.get_user_uid(uid=uid), f"no such user: {uid}")
     return "", 204
