@@ -5,8 +5,8 @@ import typing
 import FlaskSimpleAuth as fsa
 from flask import current_app
 
-from auth import is_admin
 import etag
+from auth import is_admin
 from database import db
 from model import Int64, Limit, Name, Pattern, User
 from paging import ALL, DEFAULT_LIMIT, FIRST, page
