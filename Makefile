@@ -46,7 +46,7 @@ TEST_DEPLOY_DB ?= kiva_test_deploy
 help:
 	@echo "make run    # set up (venv, SQLite database) and serve on http://127.0.0.1:$(APP_PORT)"
 	@echo "make check  # lint, then the test suite on SQLite, PostgreSQL and a live server"
-	@echo "make deploy # copy to DEPLOY_TARGET=$(DEPLOY_TARGET), venv, DB_INIT=1 resets the database"
+	@echo "make deploy # copy to DEPLOY_TARGET=$(DEPLOY_TARGET), venv, migrations; DB_INIT=1|demo resets the database"
 	@echo "other targets: venv db start stop pg-start pg-stop db-setup apache-start apache-stop clean (see README.md)"
 
 venv: $(VENV)/.installed
@@ -145,7 +145,7 @@ ifneq ($(DEPLOY_FORCE),1)
 	  echo "make deploy: uncommitted changes: commit them first (or DEPLOY_FORCE=1)" >&2; exit 1; }
 	@[ -f .run/checked-$$(git rev-parse HEAD) ] || $(MAKE) check
 endif
-ifeq ($(DB_INIT)$(origin KIVA_DB),1file)
+ifneq ($(filter 1file demofile,$(DB_INIT)$(origin KIVA_DB)),)
 	$(MAKE) --no-print-directory db-setup
 endif
 	DEPLOY_TARGET="$(DEPLOY_TARGET)" DEPLOY_PYTHON="$(DEPLOY_PYTHON)" KIVA_DB="$(KIVA_DB)" DB_INIT=$(DB_INIT) \

@@ -84,11 +84,11 @@ def run_script(engine: str, conn: str, path: str):
     with open(path) as script:
         sql = script.read()
     if engine == "sqlite3":
-        with contextlib.closing(sqlite3.connect(conn)) as db, db:  # rolled back on an error
-            db.executescript(f"BEGIN;\n{sql}\nCOMMIT;")
+        with contextlib.closing(sqlite3.connect(conn)) as lite, lite:  # rolled back on an error
+            lite.executescript(f"BEGIN;\n{sql}\nCOMMIT;")
     else:
-        with psycopg.connect(conn) as db:  # one transaction, committed at the end
-            db.execute(sql)  # type: ignore[arg-type]  # a script of ours, no parameter
+        with psycopg.connect(conn) as pg:  # one transaction, committed at the end
+            pg.execute(sql)  # type: ignore[arg-type]  # a script of ours, no parameter
 
 
 def init(engine: str, conn: str, data: list[str]) -> int:
