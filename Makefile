@@ -41,7 +41,8 @@ TEST_DEPLOY_DB ?= kiva_test_deploy
 
 
 .PHONY: help venv db run start stop pg-start pg-stop check lint test-sqlite test-pg test-ext test-apache \
-  test-outage fuzz deploy db-setup apache-start apache-stop bench clean
+  test-outage fuzz deploy db-setup apache-start apache-stop bench clean \
+  backup restore migrate test-restore test-pitr
 
 help:
 	@echo "make run    # set up (venv, SQLite database) and serve on http://127.0.0.1:$(APP_PORT)"
@@ -77,7 +78,7 @@ pg-start:
 pg-stop:
 	scripts/pg.sh stop
 
-check: lint test-sqlite test-pg test-ext test-apache test-outage
+check: lint test-sqlite test-pg test-ext test-apache test-outage test-restore
 	@# make deploy trusts a check of the committed state it deploys
 	@if [ -z "$$(git status --porcelain 2>/dev/null)" ]; then \
 	  mkdir -p .run && touch .run/checked-$$(git rev-parse HEAD); fi
@@ -85,7 +86,7 @@ check: lint test-sqlite test-pg test-ext test-apache test-outage
 
 # a short login-throttling window in test runs only, so that the tests can see it end
 # (long enough for 5 failed bcrypt checks at cost 12 on a loaded machine)
-test-sqlite test-pg test-ext test-apache test-outage: export APP_THROTTLE_SECONDS = 8
+test-sqlite test-pg test-ext test-apache test-outage test-restore: export APP_THROTTLE_SECONDS = 8
 
 lint: venv
 	$(BIN)/ruff check .
@@ -136,6 +137,34 @@ OUTAGE_APACHE_PORT ?= 8095
 test-outage: venv
 	MAKE="$(MAKE) --no-print-directory" APP_SECRET=$(TEST_SECRET) OUTAGE_PG_PORT=$(OUTAGE_PG_PORT) \
 	  OUTAGE_APACHE_PORT=$(OUTAGE_APACHE_PORT) PYTHON=$(BIN)/python deploy/outage.sh
+
+# backups (README "Operations"): make backup, make restore BACKUP=<file>, of the database
+# BACKUP_DB (a superuser's libpq string: every table, owner and grant), or of the SQLite
+# file BACKUP_SQLITE when given; files named kiva-<UTC time>-schema<N>.dump[.db] + .json
+BACKUP_DIR ?= backups
+BACKUP_DB ?= host=$(PG_DIR) port=$(PG_PORT) dbname=$(DEPLOY_DB) user=postgres
+BACKUP_TARGET = $(if $(BACKUP_SQLITE),--sqlite $(BACKUP_SQLITE),"$(BACKUP_DB)")
+backup: venv
+	$(BIN)/python backup.py backup $(BACKUP_TARGET) $(BACKUP_DIR)
+
+restore: venv
+	@[ -n "$(BACKUP)" ] || { echo "make restore BACKUP=<a file of make backup>" >&2; exit 1; }
+	$(BIN)/python backup.py restore $(BACKUP_TARGET) $(BACKUP)
+
+# schema migrations of the database of APP_CONFIG (app.conf: SQLite; pg.conf: KIVA_DB)
+migrate: venv
+	APP_CONFIG=$${APP_CONFIG:-app.conf} $(BIN)/flask --app app db-upgrade
+
+# the restore drill: a private PostgreSQL cluster (fsync on) on RESTORE_PG_PORT, then
+# SQLite, each served by Flask on RESTORE_APP_PORT (tests/restore_drill.py)
+RESTORE_PG_PORT ?= 5760
+RESTORE_APP_PORT ?= 9385
+test-restore: venv
+	rm -rf /tmp/kiva-backups-$(RESTORE_APP_PORT)
+	$(BIN)/python tests/restore_drill.py postgresql $(RESTORE_PG_PORT) $(RESTORE_APP_PORT) /tmp/kiva-backups-$(RESTORE_APP_PORT)
+	$(BIN)/python tests/restore_drill.py sqlite /tmp/kiva-restore-$(RESTORE_APP_PORT).db $(RESTORE_APP_PORT) \
+	  /tmp/kiva-backups-$(RESTORE_APP_PORT)
+	rm -rf /tmp/kiva-backups-$(RESTORE_APP_PORT) /tmp/kiva-restore-$(RESTORE_APP_PORT).db
 
 # production: see README "Deploying". Refuses uncommitted changes, and runs make check
 # unless it passed on this commit; DEPLOY_FORCE=1 skips both.
