@@ -78,7 +78,7 @@ pg-start:
 pg-stop:
 	scripts/pg.sh stop
 
-check: lint test-sqlite test-pg test-ext test-apache test-outage test-restore
+check: lint test-sqlite test-pg test-ext test-apache test-outage test-restore test-pitr
 	@# make deploy trusts a check of the committed state it deploys
 	@if [ -z "$$(git status --porcelain 2>/dev/null)" ]; then \
 	  mkdir -p .run && touch .run/checked-$$(git rev-parse HEAD); fi
@@ -165,6 +165,16 @@ test-restore: venv
 	$(BIN)/python tests/restore_drill.py sqlite /tmp/kiva-restore-$(RESTORE_APP_PORT).db $(RESTORE_APP_PORT) \
 	  /tmp/kiva-backups-$(RESTORE_APP_PORT)
 	rm -rf /tmp/kiva-backups-$(RESTORE_APP_PORT) /tmp/kiva-restore-$(RESTORE_APP_PORT).db
+
+# the point-in-time recovery drill: a private cluster (fsync on) on PITR_PG_PORT archiving
+# its WAL with pgBackRest, recovered into a scratch cluster on PITR_SCRATCH_PORT; Flask on
+# PITR_APP_PORT; PITR_ROWS generated rows (tests/pitr_drill.py); about a minute
+PITR_PG_PORT ?= 5761
+PITR_SCRATCH_PORT ?= 5762
+PITR_APP_PORT ?= 9386
+PITR_ROWS ?= 20000
+test-pitr: venv
+	$(BIN)/python tests/pitr_drill.py $(PITR_PG_PORT) $(PITR_SCRATCH_PORT) $(PITR_APP_PORT) $(PITR_ROWS)
 
 # production: see README "Deploying". Refuses uncommitted changes, and runs make check
 # unless it passed on this commit; DEPLOY_FORCE=1 skips both.
