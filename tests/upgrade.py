@@ -1,8 +1,11 @@
 """The upgrade test (make test-sqlite, make test-pg): a database created at the baseline
-schema (migration 0001), filled with the seed data and generated rows, then upgraded
-to the latest migration: every row must still be there, with the same values in the
-columns the baseline had (row count and checksum per table, before and after). The
-Makefile then runs the whole test suite on the upgraded database.
+schema as databases were before migrations existed (drop.sql, the baseline's SQL, no
+migration table: what `make deploy DB_INIT=1` used to do), filled with the seed data
+and generated rows, then upgraded to the latest migration: every row must still be
+there, with the same values in the columns the baseline had (row count and checksum
+per table, before and after). The baseline's CREATE … IF NOT EXISTS make migration 0001
+a no-op on such a database: it is adopted, then migrated. The Makefile then runs the
+whole test suite on the upgraded database.
 
     python tests/upgrade.py [--sqlite] CONN [ROWS]
 """
@@ -49,7 +52,8 @@ def main():
     args = parser.parse_args()
     engine = "sqlite3" if args.sqlite else "psycopg"
     migrate.run_script(engine, args.conn, os.path.join(migrate.HERE, "drop.sql"))
-    assert migrate.upgrade(engine, args.conn, target=1) == 1
+    folder = os.path.join(migrate.MIGRATIONS, migrate.ENGINE_FOLDER[engine])
+    migrate.run_script(engine, args.conn, os.path.join(folder, "0001.baseline.sql"))
     migrate.run_script(engine, args.conn, os.path.join(migrate.HERE, "data.sql"))
     fill(engine, args.conn, args.rows)
     with contextlib.closing(snapshot.connect(engine, args.conn)) as db:
@@ -57,11 +61,15 @@ def main():
         columns = {t: {c for row in snapshot.rows(engine, db, t) for c in row} for t in app_tables}
     before = snapshot.snapshot(engine, args.conn, columns)
     start = time.monotonic()
+    assert migrate.version(engine, args.conn) == 0, "a database of before the migrations has no version"
     reached = migrate.upgrade(engine, args.conn)
     took = time.monotonic() - start
     after = snapshot.snapshot(engine, args.conn, columns)
     total = sum(count for count, _ in before.values())
-    print(f"upgrade test ({engine}): version 1 → {reached} in {took:.2f} s, {total} rows in {len(before)} tables")
+    print(
+        f"upgrade test ({engine}): version 0 (baseline, no migration table) → {reached} "
+        f"in {took:.2f} s, {total} rows in {len(before)} tables"
+    )
     for table in before:
         print(f"  {table}: {before[table][0]} rows, {before[table][1][:16]}… before, {after[table][1][:16]}… after")
     assert reached == migrate.expected(engine), f"upgraded to {reached}, expected {migrate.expected(engine)}"
