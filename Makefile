@@ -72,7 +72,7 @@ start: venv kiva.db
 stop:
 	./stop.sh
 
-pg-start:
+pg-start: venv
 	scripts/pg.sh start
 
 pg-stop:

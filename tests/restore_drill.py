@@ -9,6 +9,7 @@ as it was, nothing of after.
 """
 
 import os
+import shutil
 import sys
 import time
 
@@ -47,6 +48,8 @@ def main():
         kind = "psycopg"
         pg_dir = f"/tmp/kiva-pg-{where}"
         cluster = {"PG_PORT": where, "PG_DIR": pg_dir, "PG_FSYNC": "on"}
+        run("scripts/pg.sh", "stop", "immediate", env=cluster)  # a new cluster, whatever a failed run left
+        shutil.rmtree(pg_dir, ignore_errors=True)
         run("scripts/pg.sh", "start", env=cluster)
         run("make", "--no-print-directory", "db-setup", f"PG_PORT={where}", f"PG_DIR={pg_dir}", "DEPLOY_DB=kiva_drill")
         conn = f"host={pg_dir} port={where} dbname=kiva_drill user=kiva"
@@ -117,6 +120,8 @@ def main():
         server.stop()
         if cluster:
             run("scripts/pg.sh", "stop", env=cluster)
+    if cluster:
+        shutil.rmtree(cluster["PG_DIR"], ignore_errors=True)
     print(f"restore drill ({engine}): passed")
 
 
