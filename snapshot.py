@@ -42,21 +42,30 @@ def rows(engine: str, db, table: str):
         yield dict(zip(names, row, strict=True))
 
 
-def table_snapshot(engine: str, db, table: str, columns: set[str] | None = None) -> tuple[int, str]:
-    """(rows, sha256 of the rows), over these columns only if given."""
+def table_snapshot(
+    engine: str, db, table: str, columns: set[str] | None = None, renamed: dict[str, str] | None = None
+) -> tuple[int, str]:
+    """(rows, sha256 of the rows), over these columns only if given, some known by
+    their former names (renamed: {name: former name})."""
     digest, count = hashlib.sha256(), 0
     for row in rows(engine, db, table):
-        kept = {k: v for k, v in row.items() if columns is None or k in columns}
+        named = {(renamed or {}).get(k, k): v for k, v in row.items()}
+        kept = {k: v for k, v in named.items() if columns is None or k in columns}
         digest.update(repr(sorted(kept.items())).encode())
         count += 1
     return count, digest.hexdigest()
 
 
-def snapshot(engine: str, conn: str, columns: dict[str, set[str]] | None = None) -> dict[str, list]:
+def snapshot(
+    engine: str, conn: str, columns: dict[str, set[str]] | None = None, renamed: dict[str, dict] | None = None
+) -> dict[str, list]:
     """{table: [rows, checksum]} for every table (only those of `columns` if given)."""
     with contextlib.closing(connect(engine, conn)) as db:
         names = list(columns) if columns else tables(engine, db)
-        return {t: list(table_snapshot(engine, db, t, columns[t] if columns else None)) for t in names}
+        return {
+            t: list(table_snapshot(engine, db, t, columns[t] if columns else None, (renamed or {}).get(t.lower())))
+            for t in names
+        }
 
 
 def main():

@@ -1,12 +1,13 @@
 """Users and authentication: register, login (tokens), who am I, and /users for admins."""
 
+import time
 import typing
 
 import FlaskSimpleAuth as fsa
 from flask import current_app
 
+import auth
 import etag
-from auth import is_admin
 from database import db
 from model import Int64, Limit, Name, Pattern, User
 from paging import ALL, DEFAULT_LIMIT, FIRST, page
@@ -20,7 +21,9 @@ users = fsa.Blueprint("users", __name__)
 # POST /register: anyone may create an account, without privileges
 @users.post("/register", authz="OPEN")
 def post_register(login: Name, pword: str):
-    uid = db.add_user(login=login, pword=app.hash_password(pword), isadmin=False)
+    # a taken login costs no bcrypt hash (the insert below still settles a race)
+    fsa.checkVal(not auth.user_row(login), f"login already taken: {login}", 409)
+    uid = db.add_user(login=login, pword=auth.hash_password(pword), isadmin=False, now=time.time())
     fsa.checkVal(uid, f"login already taken: {login}", 409)
     return {"uid": uid}, 201
 
@@ -28,6 +31,7 @@ def post_register(login: Name, pword: str):
 # GET /login, POST /login: a token for the user authenticated with a password
 @users.route("/login", methods=["GET", "POST"], authz="AUTH", authn=["basic", "param"])
 def get_login(user: fsa.CurrentUser):
+    auth.wait_for_a_new_token_second(user)
     return fsa.jsonify(app.create_token(user)), 200
 
 
@@ -65,8 +69,8 @@ def get_users(filter: Pattern = ALL, after: Int64 = FIRST, limit: Limit = DEFAUL
 # POST /users: an administrator adds a user
 @users.post("/users", authz="ADMIN")
 def post_users(user: User):
-    pword = app.hash_password(user.password)
-    uid = db.add_user(login=user.login, pword=pword, isadmin=user.isAdmin)
+    pword = auth.hash_password(user.password)
+    uid = db.add_user(login=user.login, pword=pword, isadmin=user.isAdmin, now=time.time())
     fsa.checkVal(uid, f"login already taken: {user.login}", 409)
     return {"uid": uid}, 201
 
@@ -79,14 +83,26 @@ def get_users_uid(uid: int):
     return etag.resource(res, "uid")
 
 
-# PATCH /users/<uid>: the user changes their password; an administrator also isadmin
+# PATCH /users/<uid>: the user changes their password (sending the current one); an
+# administrator changes anybody's password and isadmin
 @users.patch("/users/<uid>", authz=("user", "uid"))
-def patch_users_uid(uid: int, user: fsa.CurrentUser, password: str | None = None, isadmin: bool | None = None):
+def patch_users_uid(
+    uid: int,
+    user: fsa.CurrentUser,
+    password: str | None = None,
+    current: str | None = None,
+    isadmin: bool | None = None,
+):
     fsa.checkVal(password is not None or isadmin is not None, "nothing to change: password? isadmin?", 400)
-    fsa.checkVal(isadmin is None or is_admin(user), "only an administrator may change isadmin", 403)
-    pword = app.hash_password(password) if password is not None else None
+    fsa.checkVal(isadmin is None or auth.is_admin(user), "only an administrator may change isadmin", 403)
+    row = auth.user_row(user)
+    if password is not None and row is not None and row["uid"] == uid:  # one's own password
+        if current is None:
+            raise fsa.ErrorResponse("changing one's password needs the current one: current", 400)
+        fsa.checkVal(auth.check_current_password(user, current), "the current password does not match", 403)
+    pword = auth.hash_password(password) if password is not None else None
     version = etag.expected(uid, lambda: db.get_user_uid(uid=uid))
-    if not db.patch_user_uid(uid=uid, pword=pword, isadmin=isadmin, version=version):
+    if not db.patch_user_uid(uid=uid, pword=pword, isadmin=isadmin, now=time.time(), version=version):
         etag.refused(db.get_user_uid(uid=uid), f"no such user: {uid}")
     return "", 204
 
@@ -95,9 +111,11 @@ def patch_users_uid(uid: int, user: fsa.CurrentUser, password: str | None = None
 @users.put("/users/<uid>", authz="ADMIN")
 def put_users_uid(uid: int, user: User):
     fsa.checkVal(user.uid == uid, "inconsistent user id", 400)
-    pword = app.hash_password(user.password)
+    pword = auth.hash_password(user.password)
     version = etag.expected(uid, lambda: db.get_user_uid(uid=uid))
-    if not db.upd_user_uid(uid=uid, login=user.login, pword=pword, isadmin=user.isAdmin, version=version):
+    if not db.upd_user_uid(
+        uid=uid, login=user.login, pword=pword, isadmin=user.isAdmin, now=time.time(), version=version
+    ):
         etag.refused(db.get_user_uid(uid=uid), f"no such user: {uid}")
     return "", 204
 

@@ -8,11 +8,13 @@
 #    requirements.txt): the running code uses none of them.
 # 2. kiva.env, the deployed app's environment (KIVA_DB, APP_SECRET), is created when
 #    missing (mode 600) from KIVA_DB and APP_SECRET (default: a random secret), and
-#    never changed afterwards: edit it on the server.
+#    never changed afterwards: edit it on the server. kiva-owner.env (mode 600, never
+#    read by the app) holds KIVA_OWNER_DB, the schema owner's connection string, from
+#    KIVA_OWNER_DB (default: KIVA_DB): only schema changes use it.
 # 3. the virtual environment venv/, built with DEPLOY_PYTHON (the Python of mod_wsgi,
 #    /usr/bin/python3 on Debian) and refreshed from requirements.txt.
 # 4. the database, on the target host, with the schema owner's connection string
-#    (kiva.env's KIVA_OWNER_DB, else KIVA_DB): the pending migrations are applied
+#    (kiva-owner.env's KIVA_OWNER_DB): the pending migrations are applied
 #    (migrate.py, one transaction each), and the deployment stops here, the running
 #    code untouched, unless the database reached the version the new code expects.
 #    DB_INIT=1 first drops everything (the only way to drop): a new schema, no user;
@@ -57,9 +59,13 @@ send "${schema_files[@]}"
 q() { printf %q "$1"; }
 echo "deploy: environment kiva.env"
 on_target "[ -e kiva.env ] || (umask 077 && printf 'KIVA_DB=%s\nAPP_SECRET=%s\n' $(q "${KIVA_DB:?KIVA_DB: the libpq connection string of the production database}") $(q "${APP_SECRET:-$(head -c 30 /dev/urandom | base64 | tr -d '/+=')}") > kiva.env)"
-if [ -n "${APP_THROTTLE_SECONDS:-}" ]; then  # make check's deployment: a short throttling window
-  on_target "grep -q '^APP_THROTTLE_SECONDS=' kiva.env || echo APP_THROTTLE_SECONDS=$(q "$APP_THROTTLE_SECONDS") >> kiva.env"
-fi
+on_target "[ -e kiva-owner.env ] || (umask 077 && printf 'KIVA_OWNER_DB=%s\n' $(q "${KIVA_OWNER_DB:-$KIVA_DB}") > kiva-owner.env)"
+# make check's deployment: a short throttling window, a trusted proxy for the tests' addresses
+for var in APP_THROTTLE_SECONDS APP_TRUSTED_PROXIES APP_THROTTLE_ADDRESS_FAILURES; do
+  if [ -n "${!var:-}" ]; then
+    on_target "grep -q '^$var=' kiva.env || echo $var=$(q "${!var}") >> kiva.env"
+  fi
+done
 
 echo "deploy: virtual environment venv with $python"
 on_target "set -e
@@ -69,7 +75,7 @@ on_target "set -e
   venv/bin/pip install -q --disable-pip-version-check -r requirements.txt"
 
 # the schema owner's connection (migrations, DB_INIT), else the app's
-owner_db='"$(sed -n "s/^KIVA_OWNER_DB=//p" kiva.env)"'
+owner_db='"$(sed -n "s/^KIVA_OWNER_DB=//p" kiva-owner.env 2>/dev/null)"'
 migrate="venv/bin/python migrate.py \"\${owner:-\$(sed -n 's/^KIVA_DB=//p' kiva.env)}\""
 expected=$(on_target "venv/bin/python migrate.py expected")
 case "$db_init" in
