@@ -77,10 +77,11 @@ def main():
     server = None
     try:
         run("make", "--no-print-directory", "db-setup", f"PG_PORT={port}", f"PG_DIR={pg_dir}", "DEPLOY_DB=kiva_pitr")
-        owner = f"host={pg_dir} port={port} dbname=kiva_pitr user=kiva"
+        owner = f"host={pg_dir} port={port} dbname=kiva_pitr user=kiva_owner"
+        runtime = f"host={pg_dir} port={port} dbname=kiva_pitr user=kiva"
         admin = f"host={pg_dir} port={port} dbname=kiva_pitr user=postgres"
         migrate.init("psycopg", owner, [os.path.join(ROOT, "data.sql")])
-        fill("psycopg", owner, rows)
+        fill("psycopg", owner, rows, baseline=False)
         as_postgres(*backrest, "stanza-create")
         start = time.monotonic()
         as_postgres(*backrest, "--type=full", "backup")
@@ -88,7 +89,7 @@ def main():
         info = json.loads(as_postgres(*backrest, "--output=json", "info"))[0]["backup"][-1]
         backup_bytes, backup_repo = info["info"]["size"], info["info"]["repository"]["delta"]
 
-        server = Server(app_port, {"APP_CONFIG": "pg.conf", "KIVA_DB": owner, "APP_SECRET": "drill"})
+        server = Server(app_port, {"APP_CONFIG": "pg.conf", "KIVA_DB": runtime, "APP_SECRET": "drill"})
         server.start()
         api = Api(server.url)
         oid = api.call("POST", "/owners", 201, data={"oname": "pitr-before", "omail": "before@pitr.org"})["oid"]

@@ -29,8 +29,9 @@ FILL = os.path.join(HERE, "fill.sql")
 RENAMED = {"authfailure": {"name": "login"}}  # migration 0003
 
 
-def fill(engine: str, conn: str, n: int):
-    """n stuff, n/4 users with 2 objects each, n/10 owners with 10 things each, failures."""
+def fill(engine: str, conn: str, n: int, baseline: bool = True):
+    """n stuff, n/4 users with 2 objects each, n/10 owners with 10 things each, and at
+    the baseline schema (only) failed logins."""
     queries = aiosql.from_path(FILL, engine)
     with contextlib.closing(snapshot.connect(engine, conn)) as db:
         queries.fill_stuff(db, [{"stuff": f"upgrade-stuff-{i}"} for i in range(n)])
@@ -41,8 +42,9 @@ def fill(engine: str, conn: str, n: int):
         queries.fill_owner(db, [{"oname": o, "omail": f"{o}@example.org"} for o in owners])
         things = [{"tname": f"upgrade-thing-{j}", "oname": o, "tprice": j * 1.25} for o in owners for j in range(10)]
         queries.fill_thing(db, things)
-        failures = [{"login": f"upgrade-nobody-{i}", "failures": 1, "since": 0.5} for i in range(10)]
-        queries.fill_auth_failure(db, failures)
+        if baseline:  # AuthFailure changed in migration 0003
+            failures = [{"login": f"upgrade-nobody-{i}", "failures": 1, "since": 0.5} for i in range(10)]
+            queries.fill_auth_failure(db, failures)
         db.commit()
 
 
