@@ -43,9 +43,9 @@ export APACHE_PROCESSES APACHE_THREADS
 TEST_DEPLOY_DB ?= kiva_test_deploy
 
 
-.PHONY: help venv db run start stop pg-start pg-stop check lint test-sqlite test-pg test-ext test-apache \
-  test-outage fuzz deploy db-setup apache-start apache-stop bench clean \
-  backup restore migrate test-restore test-pitr
+.PHONY: help venv db run start stop pg-start pg-stop check system-deps check-stages test-in-process-and-ext lint \
+  test-sqlite test-pg test-ext test-apache test-outage fuzz deploy db-setup apache-start apache-stop bench flood clean \
+  backup restore migrate test-restore test-pitr test-drills
 
 help:
 	@echo "make run    # set up (venv, SQLite database) and serve on http://127.0.0.1:$(APP_PORT)"
@@ -81,18 +81,51 @@ pg-start: venv
 pg-stop:
 	scripts/pg.sh stop
 
-check: lint test-sqlite test-pg test-ext test-apache test-outage test-restore test-pitr
+# on a fresh Debian machine: the Debian packages first (installed as root, or the
+# command to run printed), then lint, then three independent stages side by side (each
+# on ports and databases of its own, outputs kept apart): Apache, the outage drill, and
+# SQLite → PostgreSQL → live server in a row (test-pg and test-ext share TEST_DB)
+CHECK_JOBS ?= 3
+check: system-deps
+	$(MAKE) --no-print-directory lint
+	@# the shared cluster and its databases, before the stages use them side by side
+	PG_DB=$(TEST_DB) scripts/pg.sh start && scripts/pg.sh start
+	$(MAKE) --no-print-directory -j$(CHECK_JOBS) --output-sync=recurse check-stages
 	@# make deploy trusts a check of the committed state it deploys
 	@if [ -z "$$(git status --porcelain 2>/dev/null)" ]; then \
 	  mkdir -p .run && touch .run/checked-$$(git rev-parse HEAD); fi
 	@echo "make check: all passed"
 
+system-deps:
+	scripts/system-deps.sh
+
+check-stages: test-apache test-outage test-in-process-and-ext test-drills
+
+# the restore and point-in-time recovery drills, in a row (clusters and servers of their own)
+test-drills:
+	nice -n 10 $(MAKE) --no-print-directory test-restore
+	nice -n 10 $(MAKE) --no-print-directory test-pitr
+
+# niced: the Apache run's throttling tests count seconds while bcrypt (cost 12) takes
+# the CPU; the in-process stages yield it to them
+test-in-process-and-ext:
+	nice -n 10 $(MAKE) --no-print-directory test-sqlite
+	nice -n 10 $(MAKE) --no-print-directory test-pg
+	nice -n 10 $(MAKE) --no-print-directory test-ext
+
 # a short login-throttling window in test runs only, so that the tests can see it end
 # (long enough for 5 failed bcrypt checks at cost 12 on a loaded machine); each test
 # names a client address of its own through X-Forwarded-For (127.0.0.1 trusted as a
 # proxy): one test's failed logins do not throttle the next one's address
-test-sqlite test-pg test-ext test-apache test-outage test-restore test-pitr: export APP_THROTTLE_SECONDS = 8
-test-sqlite test-pg test-ext test-apache test-outage test-restore test-pitr: export APP_TRUSTED_PROXIES = 127.0.0.1
+test-sqlite test-pg test-ext test-outage test-restore test-pitr: export APP_THROTTLE_SECONDS = 8
+# through Apache, bcrypt at cost 12 on a loaded machine, the other stages running beside
+# it (make check): a test's failed checks and what it checks after them need longer
+test-apache: export APP_THROTTLE_SECONDS = 20
+test-sqlite test-pg test-ext test-apache test-outage: export APP_TRUSTED_PROXIES = 127.0.0.1
+# their databases start from the seed data: the suite must leave exactly that (conftest.py);
+# test-sqlite and test-pg start on the upgraded database (generated rows, tests/upgrade.py):
+# the suite must leave the counts it found there
+test-ext test-apache: export KIVA_SEED_CHECK = 1
 
 lint: venv
 	$(BIN)/ruff check .
@@ -123,10 +156,11 @@ test-ext: venv
 	$(BIN)/flask --app app db-init && ./stop.sh >/dev/null && ./start.sh && \
 	{ KIVA_AUDIT_LOG=$$APP_LOG FLASK_TESTER_APP=http://127.0.0.1:$(TEST_PORT) $(BIN)/pytest; rc=$$?; ./stop.sh; exit $$rc; }
 
-# more fuzzing than make check's: FUZZ_EXAMPLES examples per route, on both backends
+# more fuzzing than make check's: FUZZ_EXAMPLES examples per route, on both backends,
+# with a random seed (make check's fuzzing is the same at every run: derandomized)
 FUZZ_EXAMPLES ?= 500
 fuzz: venv
-	KIVA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(MAKE) --no-print-directory test-sqlite test-pg TESTS=tests/test_fuzz.py
+	KIVA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) KIVA_FUZZ_RANDOM=1 $(MAKE) --no-print-directory test-sqlite test-pg TESTS=tests/test_fuzz.py
 
 # the same tests through Apache httpd + mod_wsgi, deployed by make deploy to a new
 # temporary folder, on its own PostgreSQL database set up by deploy/db-setup.sql
@@ -223,6 +257,18 @@ BENCH_NS ?= 1000,100000,1000000
 bench:
 	PG_PORT=$(BENCH_PG_PORT) PG_DIR=/tmp/kiva-pg-$(BENCH_PG_PORT) BENCH_PROCESSES=$(BENCH_PROCESSES) \
 	  BENCH_THREADS=$(BENCH_THREADS) BENCH_DURATION=$(BENCH_DURATION) BENCH_NS=$(BENCH_NS) /usr/bin/python3 bench/bench.py
+
+# the password-guessing flood (bench/flood.py, bench/FLOOD.md, issue #10 point 4): its own
+# PostgreSQL cluster (FLOOD_PG_PORT, fsync on) and Apache (FLOOD_APACHE_PORT); not part of make check
+FLOOD_PG_PORT ?= 6060
+FLOOD_APACHE_PORT ?= 8696
+FLOOD_DURATION ?= 15
+FLOOD_RATE ?= 10
+FLOOD_PHASES ?= baseline:0,basic:8,basic:32,basic-botnet:32,basic+param:8,register:8,register-taken:8
+flood:
+	FLOOD_PG_PORT=$(FLOOD_PG_PORT) FLOOD_APACHE_PORT=$(FLOOD_APACHE_PORT) FLOOD_DURATION=$(FLOOD_DURATION) \
+	  FLOOD_RATE=$(FLOOD_RATE) FLOOD_PHASES=$(FLOOD_PHASES) FLOOD_PROCESSES=$(APACHE_PROCESSES) \
+	  FLOOD_THREADS=$(APACHE_THREADS) /usr/bin/python3 bench/flood.py
 
 clean:
 	-./stop.sh

@@ -9,13 +9,13 @@
 # as the postgres account. Connections: trust on the private socket only (no TCP).
 # `start` also creates the database $PG_DB with the schema (migrate.py: run `make venv`
 # first) and the seed data.
+# PG_FSYNC=on (default off, for the test suite's speed): production durability, for
+# benchmarks and drills; it applies when `start` starts the server.
 set -euo pipefail
 
 PG_PORT=${PG_PORT:-5433}
 PG_DB=${PG_DB:-kiva}
 PG_DIR=${PG_DIR:-/tmp/kiva-pg-$PG_PORT}
-# fsync off for the test suite only; drills and benchmarks run with PG_FSYNC=on
-PG_FSYNC=${PG_FSYNC:-off}
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
 here=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -38,7 +38,7 @@ start() {
   fi
   if ! pg_ctl status >/dev/null 2>&1; then
     pg_ctl -w -l "$PG_DIR/server.log" \
-      -o "-p $PG_PORT -k $PG_DIR -c listen_addresses='' -c max_connections=200 -c fsync=$PG_FSYNC" start >/dev/null
+      -o "-p $PG_PORT -k $PG_DIR -c listen_addresses='' -c max_connections=200 -c fsync=${PG_FSYNC:-off}" start >/dev/null
   fi
   ln -sfn "$PG_DIR" "$here/.pg"
   if ! psql_su -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'" | grep -q 1; then

@@ -10,7 +10,7 @@ import os
 import threading
 
 import pytest
-from conftest import EXTERNAL, SEED_PASSWORDS, basic, bearer, new_address, register, unique
+from helpers import EXTERNAL, SEED_PASSWORDS, basic, bearer, new_address, register, unique
 
 LIMIT = 5  # failed password checks of one login within the window (app.conf)
 REFUSAL = {"error": "too many failed logins, retry later"}
@@ -189,7 +189,7 @@ def test_password_checks_bounded(api):
 
 
 def forge_token_for(login: str) -> str:
-    from conftest import forge_token
+    from helpers import forge_token
 
     return forge_token(login)
 
@@ -248,11 +248,11 @@ def test_secrets_never_echoed(api):
 def test_database_timeouts_answered():
     import psycopg
 
-    import database
+    import errors
 
-    slow = database.refusal(psycopg.errors.QueryCanceled("canceling statement due to statement timeout"))
+    slow = errors.refusal(psycopg.errors.QueryCanceled("canceling statement due to statement timeout"))
     assert (slow.status, slow.message) == (400, "this request ran too long: use a more selective filter")
-    busy = database.refusal(psycopg.errors.LockNotAvailable("canceling statement due to lock timeout"))
+    busy = errors.refusal(psycopg.errors.LockNotAvailable("canceling statement due to lock timeout"))
     assert (busy.status, busy.message, busy.headers) == (503, "the data is busy, please retry", {"Retry-After": "1"})
-    conf = open(os.path.join(os.path.dirname(database.__file__), "server.conf")).read()
+    conf = open(os.path.join(os.path.dirname(errors.__file__), "server.conf")).read()
     assert "statement_timeout=" in conf and "lock_timeout=" in conf
