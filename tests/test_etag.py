@@ -5,7 +5,7 @@ two clients writing with the same ETag exactly one wins."""
 import re
 
 import pytest
-from conftest import EXTERNAL, SEED_PASSWORDS, basic, in_parallel, register, unique
+from helpers import EXTERNAL, SEED_PASSWORDS, basic, in_parallel, register, unique
 
 ADMIN = {"login": None, "headers": basic("calvin", SEED_PASSWORDS["calvin"])}
 
@@ -176,7 +176,9 @@ def test_lost_update_race(api, made):
         row = made("stuff")
         etag = row.get(api).headers["ETag"]
         names = [unique("race"), unique("race")]
-        answers = in_parallel([("PUT", row.path, {"data": {"stuff": n}, "headers": {"If-Match": etag}}) for n in names])
+        answers, _ = in_parallel(
+            [("PUT", row.path, {"data": {"stuff": n}, "headers": {"If-Match": etag}}) for n in names]
+        )
         assert sorted(status for status, _ in answers) == [204, 412], answers
         winner = names[[status for status, _ in answers].index(204)]
         assert row.get(api).json == {"sid": row.id, "stuff": winner}

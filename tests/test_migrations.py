@@ -11,7 +11,7 @@ import uuid
 import aiosql
 import psycopg
 import pytest
-from conftest import EXTERNAL
+from helpers import EXTERNAL
 
 import migrate
 import snapshot
