@@ -44,8 +44,8 @@ TEST_DEPLOY_DB ?= kiva_test_deploy
 
 
 .PHONY: help venv db run start stop pg-start pg-stop check system-deps check-stages test-in-process-and-ext lint \
-  test-sqlite test-pg test-ext test-apache test-outage fuzz deploy db-setup apache-start apache-stop bench flood clean \
-  backup restore migrate test-restore test-pitr test-drills
+  test-sqlite test-pg test-ext test-apache test-outage fuzz deploy db-setup apache-start apache-stop bench flood \
+  bench-metrics clean backup restore migrate test-restore test-pitr test-drills
 
 help:
 	@echo "make run    # set up (venv, SQLite database) and serve on http://127.0.0.1:$(APP_PORT)"
@@ -126,6 +126,9 @@ test-sqlite test-pg test-ext test-apache test-outage: export APP_TRUSTED_PROXIES
 # test-sqlite and test-pg start on the upgraded database (generated rows, tests/upgrade.py):
 # the suite must leave the counts it found there
 test-ext test-apache: export KIVA_SEED_CHECK = 1
+# the scrape token of GET /metrics in test runs (tests/test_metrics.py reads it too)
+TEST_METRICS_TOKEN ?= kiva-test-metrics-token-not-for-production
+test-sqlite test-pg test-ext test-apache test-outage: export KIVA_METRICS_TOKEN = $(TEST_METRICS_TOKEN)
 
 lint: venv
 	$(BIN)/ruff check .
@@ -163,12 +166,15 @@ fuzz: venv
 	KIVA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) KIVA_FUZZ_RANDOM=1 $(MAKE) --no-print-directory test-sqlite test-pg TESTS=tests/test_fuzz.py
 
 # the same tests through Apache httpd + mod_wsgi, deployed by make deploy to a new
-# temporary folder, on its own PostgreSQL database set up by deploy/db-setup.sql
+# temporary folder, on its own PostgreSQL database set up by deploy/db-setup.sql; then a
+# real Prometheus on PROMETHEUS_PORT scrapes it (tests/prometheus_check.py)
+PROMETHEUS_PORT ?= 9190
 test-apache: venv
 	$(MAKE) --no-print-directory db-setup DEPLOY_DB=$(TEST_DEPLOY_DB)
 	MAKE="$(MAKE) --no-print-directory" KIVA_DB="host=$(PG_DIR) port=$(PG_PORT) dbname=$(TEST_DEPLOY_DB) user=$(DB_ROLE)" \
 	  KIVA_OWNER_DB="host=$(PG_DIR) port=$(PG_PORT) dbname=$(TEST_DEPLOY_DB) user=$(DB_OWNER)" \
-	  APP_SECRET=$(TEST_SECRET) APACHE_PORT=$(APACHE_PORT) PYTEST=$(BIN)/pytest deploy/check.sh
+	  APP_SECRET=$(TEST_SECRET) APACHE_PORT=$(APACHE_PORT) PROMETHEUS_PORT=$(PROMETHEUS_PORT) \
+	  PYTEST=$(BIN)/pytest PYTHON=$(BIN)/python deploy/check.sh
 
 # the database outage drill: the app deployed under Apache (2 processes) on a private
 # PostgreSQL cluster (port OUTAGE_PG_PORT, never PG_PORT's), which tests/outage.py
@@ -269,6 +275,13 @@ flood:
 	FLOOD_PG_PORT=$(FLOOD_PG_PORT) FLOOD_APACHE_PORT=$(FLOOD_APACHE_PORT) FLOOD_DURATION=$(FLOOD_DURATION) \
 	  FLOOD_RATE=$(FLOOD_RATE) FLOOD_PHASES=$(FLOOD_PHASES) FLOOD_PROCESSES=$(APACHE_PROCESSES) \
 	  FLOOD_THREADS=$(APACHE_THREADS) /usr/bin/python3 bench/flood.py
+
+# what the metrics cost (bench/metrics_cost.py, bench/RESULTS.md): token GET with and without,
+# CPU per request of each Apache tree; its own PostgreSQL and two Apaches; not part of make check
+BENCH_METRICS_PG_PORT ?= 9192
+BENCH_METRICS_PORT ?= 9193
+bench-metrics:
+	BENCH_METRICS_PG_PORT=$(BENCH_METRICS_PG_PORT) BENCH_METRICS_PORT=$(BENCH_METRICS_PORT) /usr/bin/python3 bench/metrics_cost.py
 
 clean:
 	-./stop.sh

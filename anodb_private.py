@@ -20,6 +20,8 @@ import time
 
 import anodb
 
+import metrics
+
 log = logging.getLogger("kiva.anodb")
 
 
@@ -77,6 +79,7 @@ class DB(anodb.DB):
                 raise
             raise error from e
         backoff.succeeded()
+        metrics.DB_UP.set(1)
 
     @property
     def engine(self) -> str:

@@ -15,6 +15,7 @@ import auth
 import compute
 import database
 import errors
+import metrics
 import owned
 import security
 import service
@@ -33,6 +34,7 @@ app.url_map.converters["int"] = PathId  # ids beyond 64 bits are a 404, not a da
 # before every request, in this order, before FlaskSimpleAuth's own (authentication…)
 BEFORE_REQUEST = [
     audit.start_clock,
+    metrics.start,  # the latency clock; GET /metrics with the scrape token answered here
     security.refuse_cross_site_writes,  # 403
     errors.check_json_body,  # 400: malformed, nested too deep, not an object
     auth.one_kind_of_credentials,  # 400: credentials in the URL or of two kinds
@@ -44,6 +46,7 @@ AFTER_REQUEST = [
     throttle.count,  # failed password checks, in a transaction of their own
     errors.json_errors,  # every error a JSON object, no secret in it
     security.security_headers,
+    metrics.count,  # the final status, as the audit line has it
     audit.audit_line,  # last: the final status
 ]
 for hook in BEFORE_REQUEST:
@@ -57,6 +60,7 @@ security.init_app(app)
 throttle.init_app(app)
 database.init_app(app)
 auth.init_app(app)  # FlaskSimpleAuth's hooks: its request hooks come after the ones above
+metrics.init_app(app, database.probe)  # build info, dead processes' files, the probe of each scrape
 
 app.register_blueprint(service.blueprint)
 app.register_blueprint(stuff.blueprint)
@@ -64,3 +68,4 @@ app.register_blueprint(things.blueprint)
 app.register_blueprint(users.blueprint)
 app.register_blueprint(owned.blueprint)
 app.register_blueprint(compute.blueprint, url_prefix="/cmp")
+app.register_blueprint(metrics.blueprint)

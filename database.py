@@ -19,6 +19,7 @@ import psycopg
 
 import engines
 import errors
+import metrics
 import migrate
 from anodb_private import DB
 
@@ -33,6 +34,7 @@ def checkout(conn: DB):
     """Pool hook: the connection a request gets, revived if the server closed it, in
     autocommit mode for reads (one statement, one transaction), in one transaction for
     the writes, which end_transaction ends."""
+    metrics.POOL_IN_USE.inc()  # until returned()
     conn.revive()
     pg = conn.raw()
     if conn.engine == "psycopg" and pg is not None and not pg.closed and flask.has_request_context():
@@ -40,13 +42,18 @@ def checkout(conn: DB):
             pg.autocommit = flask.request.method in READ_ONLY_METHODS
 
 
+def returned(_conn: DB):
+    """Pool hook: a connection back in the pool."""
+    metrics.POOL_IN_USE.dec()
+
+
 # one AnoDB connection per concurrent request, created on demand (init_app), then reused
-db = fsa.Reference(getter=checkout)
+db = fsa.Reference(getter=checkout, retter=returned)
 
 
 def connect(config: dict) -> DB:
     """Open one AnoDB connection with the queries loaded (a 503 if it fails)."""
-    conn = DB(**config, exception=errors.refusal)
+    conn = DB(**config, exception=lambda e: metrics.database_refusal(errors.refusal(e)))
     if conn.engine == "sqlite3":
         conn.raw().row_factory = engines.sqlite_dict_row
         conn.sqlite_setup()
@@ -93,6 +100,26 @@ def release(exc: BaseException | None):
             close_broken()
             log.error(f"rollback after an exception failed: {e}")
     db._ret_obj()
+
+
+def probe() -> bool:
+    """Whether a new connection reaches the database now (kiva_database_up, for the metrics).
+
+    On a connection of its own, outside the pool: its failure is this probe's answer,
+    not its request's, which goes on (a scrape reports the outage instead of failing
+    with a 503); a full server (max_connections) is seen too.
+    """
+    try:
+        conn = connect(flask.current_app.config["ANODB"])
+        try:
+            conn.now()
+        finally:
+            conn.close()
+    except errors.DB_FAILURES:  # errors.unavailable() counted it, and set kiva_database_up to 0
+        flask.g.pop("kiva_db_unavailable", None)
+        return False
+    metrics.DB_UP.set(1)
+    return True
 
 
 def init_app(app: fsa.Flask):

@@ -22,6 +22,8 @@ import FlaskSimpleAuth as fsa
 import psycopg
 import werkzeug.exceptions
 
+import metrics
+
 log = logging.getLogger("kiva.errors")
 
 DB_ERRORS = (sqlite3.Error, psycopg.Error)
@@ -53,6 +55,8 @@ def unavailable(e: BaseException) -> fsa.ErrorResponse:
     failing during authentication would otherwise end as a plain 401.
     """
     log.error(f"database unavailable: {e}")
+    metrics.DB_ERRORS.labels("unavailable").inc()
+    metrics.DB_UP.set(0)
     if flask.has_app_context():  # not when the pool opens its first connection at start-up
         flask.g.kiva_db_unavailable = True
     return fsa.ErrorResponse(UNAVAILABLE, 503)
@@ -88,12 +92,13 @@ def refusal(e: BaseException) -> BaseException:
 
 def error_response(e: BaseException) -> flask.Response:
     """Flask error handler for database errors and for the ErrorResponse they map to."""
-    answer = e if isinstance(e, fsa.ErrorResponse) else refusal(e)
+    answer = e if isinstance(e, fsa.ErrorResponse) else metrics.database_refusal(refusal(e))
     if isinstance(answer, fsa.ErrorResponse):
         res = json_error(answer.message, answer.status)
         res.headers.update(answer.headers or {})
         return res
     log.error(f"unexpected database error: {e!r}")
+    metrics.DB_ERRORS.labels("other").inc()
     return json_error("internal database error", 500)
 
 

@@ -7,6 +7,7 @@
 #
 #   KIVA_DB=host=db.example.org dbname=kiva user=kiva application_name=kiva
 #   APP_SECRET=<40 random characters: the token signing secret, shared by all processes>
+#   KIVA_METRICS_TOKEN=<random, 16 characters or more: Prometheus's bearer token for GET /metrics>
 #
 # Variables already set in the environment win over the file.
 import os

@@ -7,14 +7,17 @@
 # 4. what the security review asked: the demo users' warning in the log, no query
 #    string in the access log, the runtime role unable to DROP, ALTER or TRUNCATE,
 #    the TLS template accepted by Apache,
-# 5. a second make deploy keeps the data; a deploy whose migration fails changes
+# 5. Apache restarted (its metrics start from 0), and a real Prometheus scraping it
+#    (tests/prometheus_check.py, on PROMETHEUS_PORT): its counts must be exact,
+# 6. a second make deploy keeps the data; a deploy whose migration fails changes
 #    neither the database nor the running code; make deploy DB_INIT=1 resets it
 #    without any user (no known password), DB_INIT=demo with the demo users,
-# 6. make apache-stop, whatever happened; the folder is removed when all passed.
+# 7. make apache-stop, whatever happened; the folder is removed when all passed.
 #
 # Environment: MAKE, KIVA_DB (the database to deploy to, runtime role), KIVA_OWNER_DB
 # (the same, schema owner role), APP_SECRET (the tests forge tokens with it),
-# APACHE_PORT, PYTEST (the test runner).
+# KIVA_METRICS_TOKEN (the scrape token of GET /metrics, added to the deployed kiva.env),
+# APACHE_PORT, PROMETHEUS_PORT, PYTEST (the test runner), PYTHON (the venv's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,6 +51,8 @@ PY
 }
 
 deploy DB_INIT=demo
+# what an operator does on the server to let Prometheus scrape: the token in kiva.env
+echo "KIVA_METRICS_TOKEN=${KIVA_METRICS_TOKEN:?the scrape token of the tests}" >>"$dir/kiva.env"
 $make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
 echo "test-apache: the external test suite through Apache at $api"
 # the audit tests read the app's log lines: the virtual host's error log, whose
@@ -100,6 +105,11 @@ CONF
 ${APACHE_BIN:-/usr/sbin/apache2} -t -f "$tls/httpd.conf" 2>&1 | grep -q "Syntax OK" ||
   { ${APACHE_BIN:-/usr/sbin/apache2} -t -f "$tls/httpd.conf"; fail "the TLS template is refused"; }
 grep -q "SSLProtocol -all +TLSv1.2 +TLSv1.3" deploy/kiva-httpd.conf || fail "TLS below 1.2 allowed"
+
+echo "test-apache: Apache restarted, a real Prometheus scraping it"
+stop
+$make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
+${PYTHON:-venv/bin/python} tests/prometheus_check.py "$api" "$dir/apache/kiva-error.log" "${PROMETHEUS_PORT:-9190}"
 
 echo "test-apache: a second deploy keeps the data, DB_INIT=1 resets it"
 marker=deploy-check-$$-$RANDOM
