@@ -12,7 +12,7 @@ import os
 import subprocess
 
 import pytest
-from conftest import EXTERNAL, basic, bearer, forge_token, unique
+from helpers import EXTERNAL, basic, bearer, forge_token, unique
 
 PROMTOOL = os.environ.get("PROMTOOL", "/usr/bin/promtool")  # Debian's prometheus package
 TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
