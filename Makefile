@@ -45,12 +45,13 @@ TEST_DEPLOY_DB ?= kiva_test_deploy
 
 .PHONY: help venv db run start stop pg-start pg-stop check system-deps check-stages test-in-process-and-ext lint \
   test-sqlite test-pg test-ext test-apache test-outage fuzz deploy db-setup apache-start apache-stop bench flood \
-  bench-metrics bench-profile bench-instructions test-schema clean
+  bench-metrics bench-profile bench-instructions test-schema backup restore migrate test-restore test-pitr test-drills \
+  clean
 
 help:
 	@echo "make run    # set up (venv, SQLite database) and serve on http://127.0.0.1:$(APP_PORT)"
 	@echo "make check  # lint, then the test suite on SQLite, PostgreSQL and a live server"
-	@echo "make deploy # copy to DEPLOY_TARGET=$(DEPLOY_TARGET), venv, DB_INIT=1 resets the database"
+	@echo "make deploy # copy to DEPLOY_TARGET=$(DEPLOY_TARGET), venv, migrations; DB_INIT=1|demo resets the database"
 	@echo "other targets: venv db start stop pg-start pg-stop db-setup apache-start apache-stop clean (see README.md)"
 
 venv: $(VENV)/.installed
@@ -75,7 +76,7 @@ start: venv kiva.db
 stop:
 	./stop.sh
 
-pg-start:
+pg-start: venv
 	scripts/pg.sh start
 
 pg-stop:
@@ -99,7 +100,12 @@ check: system-deps
 system-deps:
 	scripts/system-deps.sh
 
-check-stages: test-apache test-outage test-in-process-and-ext
+check-stages: test-apache test-outage test-in-process-and-ext test-drills
+
+# the restore and point-in-time recovery drills, in a row (clusters and servers of their own)
+test-drills:
+	nice -n 10 $(MAKE) --no-print-directory test-restore
+	nice -n 10 $(MAKE) --no-print-directory test-pitr
 
 # niced: the Apache run's throttling tests count seconds while bcrypt (cost 12) takes
 # the CPU; the in-process stages yield it to them
@@ -113,13 +119,15 @@ test-in-process-and-ext:
 # (long enough for 5 failed bcrypt checks at cost 12 on a loaded machine); each test
 # names a client address of its own through X-Forwarded-For (127.0.0.1 trusted as a
 # proxy): one test's failed logins do not throttle the next one's address
-test-sqlite test-pg test-ext test-outage: export APP_THROTTLE_SECONDS = 8
+test-sqlite test-pg test-ext test-outage test-restore test-pitr: export APP_THROTTLE_SECONDS = 8
 # through Apache, bcrypt at cost 12 on a loaded machine, the other stages running beside
 # it (make check): a test's failed checks and what it checks after them need longer
 test-apache: export APP_THROTTLE_SECONDS = 20
 test-sqlite test-pg test-ext test-apache test-outage: export APP_TRUSTED_PROXIES = 127.0.0.1
-# their databases start from the seed data: the suite must leave exactly that (conftest.py)
-test-sqlite test-pg test-ext test-apache: export KIVA_SEED_CHECK = 1
+# their databases start from the seed data: the suite must leave exactly that (conftest.py);
+# test-sqlite and test-pg start on the upgraded database (generated rows, tests/upgrade.py):
+# the suite must leave the counts it found there
+test-ext test-apache: export KIVA_SEED_CHECK = 1
 # the scrape token of GET /metrics in test runs (tests/test_metrics.py reads it too)
 TEST_METRICS_TOKEN ?= kiva-test-metrics-token-not-for-production
 test-sqlite test-pg test-ext test-apache test-outage: export KIVA_METRICS_TOKEN = $(TEST_METRICS_TOKEN)
@@ -131,15 +139,19 @@ lint: venv
 
 # TESTS: what pytest runs in-process (make fuzz narrows it to the fuzzer)
 TESTS ?=
+# the in-process suites run on an upgraded database: created at the baseline schema,
+# filled with UPGRADE_ROWS generated rows, migrated to the latest (tests/upgrade.py
+# checks every row kept); test-ext and test-apache run on new ones (db-init, DB_INIT)
+UPGRADE_ROWS ?= 4000
 test-sqlite: venv
 	rm -f $(TEST_SQLITE)
 	export APP_CONFIG=app.conf KIVA_SQLITE=$(TEST_SQLITE) APP_SECRET=$(TEST_SECRET); \
-	$(BIN)/flask --app app db-init && FLASK_TESTER_APP=app $(BIN)/pytest $(TESTS)
+	$(BIN)/python tests/upgrade.py --sqlite $(TEST_SQLITE) $(UPGRADE_ROWS) && FLASK_TESTER_APP=app $(BIN)/pytest $(TESTS)
 
 test-pg: venv
 	PG_DB=$(TEST_DB) scripts/pg.sh start
 	export APP_CONFIG=pg.conf KIVA_DB="$(call PG_URL,$(TEST_DB))" APP_SECRET=$(TEST_SECRET); \
-	$(BIN)/flask --app app db-init && FLASK_TESTER_APP=app $(BIN)/pytest $(TESTS)
+	$(BIN)/python tests/upgrade.py "$$KIVA_DB" $(UPGRADE_ROWS) && FLASK_TESTER_APP=app $(BIN)/pytest $(TESTS)
 
 # the same tests against a live server on PostgreSQL
 test-ext: venv
@@ -186,6 +198,44 @@ SCHEMA_SEED ?= 20261128
 test-schema: venv
 	BIN=$(BIN) SCHEMA_DB=$(SCHEMA_DB) SCHEMA_PORT=$(SCHEMA_PORT) SCHEMA_EXAMPLES=$(SCHEMA_EXAMPLES) \
 	  SCHEMA_SEED=$(SCHEMA_SEED) APP_SECRET=$(TEST_SECRET) scripts/schemathesis.sh
+
+# backups (README "Operations"): make backup, make restore BACKUP=<file>, of the database
+# BACKUP_DB (a superuser's libpq string: every table, owner and grant), or of the SQLite
+# file BACKUP_SQLITE when given; files named kiva-<UTC time>-schema<N>.dump[.db] + .json
+BACKUP_DIR ?= backups
+BACKUP_DB ?= host=$(PG_DIR) port=$(PG_PORT) dbname=$(DEPLOY_DB) user=postgres
+BACKUP_TARGET = $(if $(BACKUP_SQLITE),--sqlite $(BACKUP_SQLITE),"$(BACKUP_DB)")
+backup: venv
+	$(BIN)/python backup.py backup $(BACKUP_TARGET) $(BACKUP_DIR)
+
+restore: venv
+	@[ -n "$(BACKUP)" ] || { echo "make restore BACKUP=<a file of make backup>" >&2; exit 1; }
+	$(BIN)/python backup.py restore $(BACKUP_TARGET) $(BACKUP)
+
+# schema migrations of the database of APP_CONFIG (app.conf: SQLite; pg.conf: KIVA_DB)
+migrate: venv
+	APP_CONFIG=$${APP_CONFIG:-app.conf} $(BIN)/flask --app app db-upgrade
+
+# the restore drill: a private PostgreSQL cluster (fsync on) on RESTORE_PG_PORT, then
+# SQLite, each served by Flask on RESTORE_APP_PORT (tests/restore_drill.py)
+RESTORE_PG_PORT ?= 5760
+RESTORE_APP_PORT ?= 9385
+test-restore: venv
+	rm -rf /tmp/kiva-backups-$(RESTORE_APP_PORT)
+	$(BIN)/python tests/restore_drill.py postgresql $(RESTORE_PG_PORT) $(RESTORE_APP_PORT) /tmp/kiva-backups-$(RESTORE_APP_PORT)
+	$(BIN)/python tests/restore_drill.py sqlite /tmp/kiva-restore-$(RESTORE_APP_PORT).db $(RESTORE_APP_PORT) \
+	  /tmp/kiva-backups-$(RESTORE_APP_PORT)
+	rm -rf /tmp/kiva-backups-$(RESTORE_APP_PORT) /tmp/kiva-restore-$(RESTORE_APP_PORT).db
+
+# the point-in-time recovery drill: a private cluster (fsync on) on PITR_PG_PORT archiving
+# its WAL with pgBackRest, recovered into a scratch cluster on PITR_SCRATCH_PORT; Flask on
+# PITR_APP_PORT; PITR_ROWS generated rows (tests/pitr_drill.py); about a minute
+PITR_PG_PORT ?= 5761
+PITR_SCRATCH_PORT ?= 5762
+PITR_APP_PORT ?= 9386
+PITR_ROWS ?= 20000
+test-pitr: venv
+	$(BIN)/python tests/pitr_drill.py $(PITR_PG_PORT) $(PITR_SCRATCH_PORT) $(PITR_APP_PORT) $(PITR_ROWS)
 
 # production: see README "Deploying". Refuses uncommitted changes, and runs make check
 # unless it passed on this commit; DEPLOY_FORCE=1 skips both.

@@ -5,11 +5,15 @@
 -- and time stamps, and only PostgreSQL has text_pattern_ops indexes.
 -- Names are non-empty and at most 200 characters: the database says no, the API
 -- maps the refusal to a 400 or a 409.
+--
+-- The latest schema, for reading: the database is made by migrations/ (migrate.py),
+-- and tests/test_migrations.py checks that this file gives the same tables.
 
 -- the CRUDS demo
 CREATE TABLE IF NOT EXISTS Stuff(
   sid SERIAL PRIMARY KEY,
-  stuff TEXT UNIQUE NOT NULL CHECK (LENGTH(stuff) BETWEEN 1 AND 200)
+  stuff TEXT UNIQUE NOT NULL CHECK (LENGTH(stuff) BETWEEN 1 AND 200),
+  version INTEGER NOT NULL DEFAULT 1  -- row version: the ETag (migration 0002)
 );
 -- prefix LIKE filters ("C%") use this index whatever the collation
 CREATE INDEX IF NOT EXISTS stuff_stuff_pattern ON Stuff(stuff text_pattern_ops);
@@ -21,12 +25,14 @@ CREATE TABLE IF NOT EXISTS Utilisateur(
   pword TEXT NOT NULL,                                  -- salted bcrypt hash, never clear text
   isAdmin BOOLEAN NOT NULL DEFAULT FALSE,               -- authorization
   created TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP,  -- audit
+  version INTEGER NOT NULL DEFAULT 1,  -- row version: the ETag (migration 0002)
   -- last password change, seconds since the epoch: tokens issued before it are refused
-  pwchanged DOUBLE PRECISION NOT NULL DEFAULT EXTRACT(EPOCH FROM CURRENT_TIMESTAMP)
+  pwchanged DOUBLE PRECISION NOT NULL DEFAULT EXTRACT(EPOCH FROM CURRENT_TIMESTAMP)  -- (migration 0003)
 );
 CREATE INDEX IF NOT EXISTS utilisateur_login_pattern ON Utilisateur(login text_pattern_ops);
 
 -- failed password checks by login (known or not) and by client address: throttle.py
+-- (migration 0003)
 CREATE TABLE IF NOT EXISTS AuthFailure(
   kind TEXT NOT NULL CHECK (kind IN ('login', 'address')),
   name TEXT NOT NULL CHECK (LENGTH(name) BETWEEN 1 AND 200),
@@ -41,6 +47,7 @@ CREATE TABLE IF NOT EXISTS Owned(
   oid SERIAL PRIMARY KEY,
   object TEXT NOT NULL CHECK (LENGTH(object) BETWEEN 1 AND 200),
   owner INTEGER NOT NULL REFERENCES Utilisateur,
+  version INTEGER NOT NULL DEFAULT 1,  -- row version: the ETag (migration 0002)
   UNIQUE(object, owner)
 );
 CREATE INDEX IF NOT EXISTS owned_owner ON Owned(owner);
@@ -49,7 +56,8 @@ CREATE INDEX IF NOT EXISTS owned_owner ON Owned(owner);
 CREATE TABLE IF NOT EXISTS Owner(
   oid SERIAL PRIMARY KEY,
   oname TEXT UNIQUE NOT NULL CHECK (LENGTH(oname) BETWEEN 1 AND 200),
-  omail TEXT NOT NULL CHECK (LENGTH(omail) <= 200 AND omail LIKE '_%@_%')
+  omail TEXT NOT NULL CHECK (LENGTH(omail) <= 200 AND omail LIKE '_%@_%'),
+  version INTEGER NOT NULL DEFAULT 1  -- row version: the ETag (migration 0002)
 );
 CREATE INDEX IF NOT EXISTS owner_oname_pattern ON Owner(oname text_pattern_ops);
 
@@ -59,6 +67,7 @@ CREATE TABLE IF NOT EXISTS Thing(
   oid INTEGER NOT NULL REFERENCES Owner,
   -- NUMERIC keeps decimal prices exact: 12.5 stays 12.5
   tprice NUMERIC(12, 2) NOT NULL CHECK (tprice >= 0),
+  version INTEGER NOT NULL DEFAULT 1,  -- row version: the ETag (migration 0002)
   UNIQUE(tname, oid)
 );
 -- an owner's things, in id order (keyset paging); also serves the foreign key

@@ -20,9 +20,11 @@ import psycopg
 import engines
 import errors
 import metrics
+import migrate
 from anodb_private import DB
 
 log = logging.getLogger("kiva.database")
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 # the methods that do not change anything: their requests run without a transaction
 READ_ONLY_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -120,22 +122,6 @@ def probe() -> bool:
     return True
 
 
-def init_db():
-    """Drop and recreate the tables with the seed data: back to a known state."""
-    conn = db._get_obj()
-    sqlite = conn.engine == "sqlite3"
-    here = os.path.dirname(os.path.abspath(__file__))
-    for name in ["drop.sql", "create-sqlite.sql" if sqlite else "create.sql", "data.sql"]:
-        with open(os.path.join(here, name)) as script:
-            cursor = conn.cursor()
-            if sqlite:
-                cursor.executescript(script.read())
-            else:
-                cursor.execute(script.read())
-    conn.commit()
-    db._ret_obj()
-
-
 def init_app(app: fsa.Flask):
     """Connections from the configuration, the engines' JSON, the `db-init` command."""
     config = app.config["ANODB"]
@@ -144,6 +130,12 @@ def init_app(app: fsa.Flask):
 
     @app.cli.command("db-init")
     def db_init():
-        """Recreate the configured database from drop, create and data.sql."""
-        init_db()
-        print(f"database reset: {config['conn']}")
+        """Drop the configured database, migrate it to the latest version, load data.sql."""
+        reached = migrate.init(config["db"], config["conn"], [os.path.join(HERE, "data.sql")])
+        print(f"database reset at schema version {reached}: {config['conn']}")
+
+    @app.cli.command("db-upgrade")
+    def db_upgrade():
+        """Apply the pending migrations to the configured database."""
+        reached = migrate.upgrade(config["db"], config["conn"])
+        print(f"database at schema version {reached}: {config['conn']}")

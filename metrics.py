@@ -139,8 +139,11 @@ for _kind in DB_ERROR_KINDS:
 
 
 def schema_version() -> str:
-    """The database schema's version, as /version reports it (wired at merge)."""
-    return "baseline"
+    """The schema version this code runs on: its latest migration (make deploy refuses to
+    run code on a database below it), the number /version reports from the database."""
+    import migrate
+
+    return str(migrate.expected())
 
 
 def process_gone():

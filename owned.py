@@ -4,6 +4,7 @@ import functools
 
 import FlaskSimpleAuth as fsa
 
+import etag
 from database import db
 from model import Int64, Limit, Name
 from paging import DEFAULT_LIMIT, FIRST, page
@@ -37,20 +38,22 @@ def post_object(user: fsa.CurrentUser, object: Name):
 def get_object_oid(oid: int):
     res = db.get_object_oid(oid=oid)
     fsa.checkVal(res, f"no such object: {oid}", 404)
-    return res, 200
+    return etag.resource(res, "oid")
 
 
 # PATCH /object/<oid>: rename an object, for its owner
 @blueprint.patch("/object/<oid>", authz=("owned", "oid"))
 def patch_object_oid(oid: int, object: Name):
-    res = db.upd_object_oid(oid=oid, object=object)
-    fsa.checkVal(res, f"no such object: {oid}", 404)
+    version = etag.expected(oid, lambda: db.get_object_oid(oid=oid))
+    if not db.upd_object_oid(oid=oid, object=object, version=version):
+        etag.refused(db.get_object_oid(oid=oid), f"no such object: {oid}")
     return "", 204
 
 
 # DELETE /object/<oid>: delete an object, for its owner
 @blueprint.delete("/object/<oid>", authz=("owned", "oid"))
 def delete_object_oid(oid: int):
-    res = db.del_object_oid(oid=oid)
-    fsa.checkVal(res, f"no such object: {oid}", 404)
+    version = etag.expected(oid, lambda: db.get_object_oid(oid=oid))
+    if not db.del_object_oid(oid=oid, version=version):
+        etag.refused(db.get_object_oid(oid=oid), f"no such object: {oid}")
     return "", 204

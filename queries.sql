@@ -21,9 +21,17 @@ SELECT CURRENT_TIMESTAMP AS "now [timestamp]";
 PRAGMA foreign_keys = ON;
 PRAGMA case_sensitive_like = ON;
 
+-- name: get_schema_version()$
+-- The schema version: the number of the last migration applied (migrate.py), whose
+-- ids are "NNNN.name" in yoyo-migrations' table.
+SELECT CAST(SUBSTR(MAX(migration_id), 1, 4) AS INTEGER) FROM _yoyo_migration;
+
 --
 -- STUFF
 --
+-- Single resources come with their row version (the ETag, etag.py); every UPDATE
+-- increments it, and the writes take the :version their client expects (If-Match),
+-- None for any: a write that finds another version changes nothing, atomically.
 
 -- name: get_stuff_page(filter, after, lim)
 -- A page of the stuff matching a LIKE pattern ("%": all of them).
@@ -34,7 +42,7 @@ SELECT sid, stuff
   LIMIT :lim;
 
 -- name: get_stuff_sid(sid)^
-SELECT sid, stuff FROM Stuff WHERE sid = :sid;
+SELECT sid, stuff, version FROM Stuff WHERE sid = :sid;
 
 -- name: add_stuff(stuff)$
 -- None when that stuff exists already: the caller answers 409 without racing.
@@ -42,11 +50,12 @@ INSERT INTO Stuff(stuff) VALUES (:stuff)
   ON CONFLICT DO NOTHING
   RETURNING sid;
 
--- name: upd_stuff_sid(sid, stuff)!
-UPDATE Stuff SET stuff = :stuff WHERE sid = :sid;
+-- name: upd_stuff_sid(sid, stuff, version)!
+UPDATE Stuff SET stuff = :stuff, version = version + 1
+  WHERE sid = :sid AND version = COALESCE(CAST(:version AS INTEGER), version);
 
--- name: del_stuff_sid(sid)!
-DELETE FROM Stuff WHERE sid = :sid;
+-- name: del_stuff_sid(sid, version)!
+DELETE FROM Stuff WHERE sid = :sid AND version = COALESCE(CAST(:version AS INTEGER), version);
 
 --
 -- USERS AND AUTHENTICATION
@@ -105,25 +114,28 @@ SELECT uid, login, isAdmin AS isadmin, created
   LIMIT :lim;
 
 -- name: get_user_uid(uid)^
-SELECT uid, login, isAdmin AS isadmin, created FROM Utilisateur WHERE uid = :uid;
+SELECT uid, login, isAdmin AS isadmin, created, version FROM Utilisateur WHERE uid = :uid;
 
--- name: upd_user_uid(uid, login, pword, isadmin, now)!
+-- name: upd_user_uid(uid, login, pword, isadmin, now, version)!
 -- Full update (PUT): a taken login is a unique violation, hence a 409. The password
 -- is replaced: the user's tokens die (pwchanged).
-UPDATE Utilisateur SET login = :login, pword = :pword, isAdmin = :isadmin, pwchanged = :now WHERE uid = :uid;
+UPDATE Utilisateur
+  SET login = :login, pword = :pword, isAdmin = :isadmin, pwchanged = :now, version = version + 1
+  WHERE uid = :uid AND version = COALESCE(CAST(:version AS INTEGER), version);
 
--- name: patch_user_uid(uid, pword, isadmin, now)!
+-- name: patch_user_uid(uid, pword, isadmin, now, version)!
 -- Partial update (PATCH): a None parameter keeps the current value; a new password
 -- kills the user's tokens (pwchanged).
 UPDATE Utilisateur
   SET pword = COALESCE(CAST(:pword AS TEXT), pword),
       isAdmin = COALESCE(CAST(:isadmin AS BOOLEAN), isAdmin),
-      pwchanged = CASE WHEN CAST(:pword AS TEXT) IS NULL THEN pwchanged ELSE :now END
-  WHERE uid = :uid;
+      pwchanged = CASE WHEN CAST(:pword AS TEXT) IS NULL THEN pwchanged ELSE :now END,
+      version = version + 1
+  WHERE uid = :uid AND version = COALESCE(CAST(:version AS INTEGER), version);
 
--- name: del_user_uid(uid)!
+-- name: del_user_uid(uid, version)!
 -- A user who still owns objects is referenced: the foreign key refuses, a 409.
-DELETE FROM Utilisateur WHERE uid = :uid;
+DELETE FROM Utilisateur WHERE uid = :uid AND version = COALESCE(CAST(:version AS INTEGER), version);
 
 --
 -- OWNED OBJECTS
@@ -136,7 +148,7 @@ SELECT oid, object, owner FROM Owned WHERE oid > :after ORDER BY oid LIMIT :lim;
 SELECT oid, object, owner FROM Owned WHERE owner = :uid AND oid > :after ORDER BY oid LIMIT :lim;
 
 -- name: get_object_oid(oid)^
-SELECT oid, object, owner FROM Owned WHERE oid = :oid;
+SELECT oid, object, owner, version FROM Owned WHERE oid = :oid;
 
 -- name: add_object(object, login)$
 -- A new object owned by this user; None when they own one by that name already.
@@ -145,11 +157,12 @@ INSERT INTO Owned(object, owner)
   ON CONFLICT DO NOTHING
   RETURNING oid;
 
--- name: upd_object_oid(oid, object)!
-UPDATE Owned SET object = :object WHERE oid = :oid;
+-- name: upd_object_oid(oid, object, version)!
+UPDATE Owned SET object = :object, version = version + 1
+  WHERE oid = :oid AND version = COALESCE(CAST(:version AS INTEGER), version);
 
--- name: del_object_oid(oid)!
-DELETE FROM Owned WHERE oid = :oid;
+-- name: del_object_oid(oid, version)!
+DELETE FROM Owned WHERE oid = :oid AND version = COALESCE(CAST(:version AS INTEGER), version);
 --
 -- OWNERS AND THINGS
 --
@@ -169,7 +182,7 @@ SELECT oid, oname, omail
   LIMIT :lim;
 
 -- name: get_owner_oid(oid)^
-SELECT oid, oname, omail FROM Owner WHERE oid = :oid;
+SELECT oid, oname, omail, version FROM Owner WHERE oid = :oid;
 
 -- name: add_owner(oname, omail)$
 -- None when that name is taken: the caller answers 409 without racing.
@@ -177,16 +190,17 @@ INSERT INTO Owner(oname, omail) VALUES (:oname, :omail)
   ON CONFLICT DO NOTHING
   RETURNING oid;
 
--- name: upd_owner_oid(oid, oname, omail)!
+-- name: upd_owner_oid(oid, oname, omail, version)!
 -- Full (PUT) or partial (PATCH) update: a None keeps the current value.
 UPDATE Owner
   SET oname = COALESCE(CAST(:oname AS TEXT), oname),
-      omail = COALESCE(CAST(:omail AS TEXT), omail)
-  WHERE oid = :oid;
+      omail = COALESCE(CAST(:omail AS TEXT), omail),
+      version = version + 1
+  WHERE oid = :oid AND version = COALESCE(CAST(:version AS INTEGER), version);
 
--- name: del_owner_oid(oid)!
+-- name: del_owner_oid(oid, version)!
 -- The foreign key of Thing refuses it (409) while the owner still has things.
-DELETE FROM Owner WHERE oid = :oid;
+DELETE FROM Owner WHERE oid = :oid AND version = COALESCE(CAST(:version AS INTEGER), version);
 
 -- name: get_thing_page(filter, pmin, pmax, after, lim)
 -- A page of the things matching a LIKE pattern, priced within [pmin, pmax] (None:
@@ -218,7 +232,8 @@ SELECT tid, tname, oid,
 
 -- name: get_thing_tid(tid)^
 SELECT tid, tname, oid,
-    CASE WHEN tprice = CAST(tprice AS BIGINT) THEN CAST(tprice AS BIGINT) ELSE tprice END AS tprice
+    CASE WHEN tprice = CAST(tprice AS BIGINT) THEN CAST(tprice AS BIGINT) ELSE tprice END AS tprice,
+    version
   FROM Thing
   WHERE tid = :tid;
 
@@ -230,16 +245,18 @@ INSERT INTO Thing(tname, oid, tprice)
   ON CONFLICT DO NOTHING
   RETURNING tid;
 
--- name: upd_thing_tid(tid, tname, oid, tprice)!
+-- name: upd_thing_tid(tid, tname, oid, tprice, version)!
 -- Full (PUT) or partial (PATCH) update, a None keeps the current value. The new
 -- owner comes from the join: no row is updated when the thing or its new owner
 -- does not exist, and the caller tells which.
 UPDATE Thing
   SET tname = COALESCE(CAST(:tname AS TEXT), tname),
       oid = o.oid,
-      tprice = COALESCE(CAST(:tprice AS NUMERIC), tprice)
+      tprice = COALESCE(CAST(:tprice AS NUMERIC), tprice),
+      version = Thing.version + 1
   FROM Owner AS o
-  WHERE tid = :tid AND o.oid = COALESCE(CAST(:oid AS BIGINT), Thing.oid);
+  WHERE tid = :tid AND o.oid = COALESCE(CAST(:oid AS BIGINT), Thing.oid)
+    AND Thing.version = COALESCE(CAST(:version AS INTEGER), Thing.version);
 
--- name: del_thing_tid(tid)!
-DELETE FROM Thing WHERE tid = :tid;
+-- name: del_thing_tid(tid, version)!
+DELETE FROM Thing WHERE tid = :tid AND version = COALESCE(CAST(:version AS INTEGER), version);

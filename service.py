@@ -23,7 +23,9 @@ blueprint = fsa.Blueprint("service", __name__)
 @blueprint.get("/version", authz="OPEN")
 def get_version():
     user = current_app.get_user(required=False)
-    return {"app": current_app.name, "version": VERSION, "user": user, "now": db.now()}, 200
+    # schema: the number of the last migration applied to the database (migrate.py)
+    schema = db.get_schema_version()
+    return {"app": current_app.name, "version": VERSION, "schema": schema, "user": user, "now": db.now()}, 200
 
 
 # GET /health: 200 when the database answers, 503 when it does not

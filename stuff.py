@@ -2,6 +2,7 @@
 
 import FlaskSimpleAuth as fsa
 
+import etag
 from database import db
 from model import Int64, Limit, Name, Pattern
 from paging import ALL, DEFAULT_LIMIT, FIRST, page
@@ -28,20 +29,22 @@ def post_stuff(stuff: Name):
 def get_stuff_sid(sid: int):
     res = db.get_stuff_sid(sid=sid)
     fsa.checkVal(res, f"no such sid: {sid}", 404)
-    return res, 200
+    return etag.resource(res, "sid")
 
 
 # PUT /stuff/<sid>, PATCH /stuff/<sid>: rename this stuff
 @blueprint.route("/stuff/<sid>", methods=["PUT", "PATCH"], authz="OPEN")
 def put_stuff_sid(sid: int, stuff: Name):
-    res = db.upd_stuff_sid(sid=sid, stuff=stuff)
-    fsa.checkVal(res, f"no such sid: {sid}", 404)
+    version = etag.expected(sid, lambda: db.get_stuff_sid(sid=sid))
+    if not db.upd_stuff_sid(sid=sid, stuff=stuff, version=version):
+        etag.refused(db.get_stuff_sid(sid=sid), f"no such sid: {sid}")
     return "", 204
 
 
 # DELETE /stuff/<sid>: delete this stuff
 @blueprint.delete("/stuff/<sid>", authz="OPEN")
 def delete_stuff_sid(sid: int):
-    res = db.del_stuff_sid(sid=sid)
-    fsa.checkVal(res, f"no such sid: {sid}", 404)
+    version = etag.expected(sid, lambda: db.get_stuff_sid(sid=sid))
+    if not db.del_stuff_sid(sid=sid, version=version):
+        etag.refused(db.get_stuff_sid(sid=sid), f"no such sid: {sid}")
     return "", 204

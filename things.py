@@ -10,6 +10,7 @@ import functools
 
 import FlaskSimpleAuth as fsa
 
+import etag
 from database import db
 from model import Int64, Limit, Mail, Name, Pattern, Price
 from paging import ALL, DEFAULT_LIMIT, FIRST, page
@@ -41,31 +42,36 @@ def post_owners(oname: Name, omail: Mail):
 def get_owners_oid(oid: int):
     res = db.get_owner_oid(oid=oid)
     fsa.checkVal(res, f"no such owner: {oid}", 404)
-    return res, 200
+    return etag.resource(res, "oid")
 
 
 # PATCH /owners/<oid>: change the name or the mail address of this owner
 @blueprint.patch("/owners/<oid>", authz="ADMIN")
 def patch_owners_oid(oid: int, oname: Name | None = None, omail: Mail | None = None):
     fsa.checkVal(oname is not None or omail is not None, "nothing to update: oname or omail", 400)
-    res = db.upd_owner_oid(oid=oid, oname=oname, omail=omail)
-    fsa.checkVal(res, f"no such owner: {oid}", 404)
-    return "", 204
+    return update_owner(oid, oname, omail)
 
 
 # PUT /owners/<oid>: replace the name and the mail address of this owner
 @blueprint.put("/owners/<oid>", authz="ADMIN")
 def put_owners_oid(oid: int, oname: Name, omail: Mail):
-    res = db.upd_owner_oid(oid=oid, oname=oname, omail=omail)
-    fsa.checkVal(res, f"no such owner: {oid}", 404)
+    return update_owner(oid, oname, omail)
+
+
+def update_owner(oid: int, oname: str | None, omail: str | None):
+    """Update an owner (None: unchanged), 404 if there is no such owner, 412 if changed since."""
+    version = etag.expected(oid, lambda: db.get_owner_oid(oid=oid))
+    if not db.upd_owner_oid(oid=oid, oname=oname, omail=omail, version=version):
+        etag.refused(db.get_owner_oid(oid=oid), f"no such owner: {oid}")
     return "", 204
 
 
 # DELETE /owners/<oid>: delete this owner, refused (409) while they have things
 @blueprint.delete("/owners/<oid>", authz="ADMIN")
 def delete_owners_oid(oid: int):
-    res = db.del_owner_oid(oid=oid)
-    fsa.checkVal(res, f"no such owner: {oid}", 404)
+    version = etag.expected(oid, lambda: db.get_owner_oid(oid=oid))
+    if not db.del_owner_oid(oid=oid, version=version):
+        etag.refused(db.get_owner_oid(oid=oid), f"no such owner: {oid}")
     return "", 204
 
 
@@ -112,7 +118,7 @@ def post_things(tname: Name, oid: Int64, tprice: Price):
 def get_things_tid(tid: int):
     res = db.get_thing_tid(tid=tid)
     fsa.checkVal(res, f"no such thing: {tid}", 404)
-    return res, 200
+    return etag.resource(res, "tid")
 
 
 # PATCH /things/<tid>: change the name, the owner or the price of this thing
@@ -129,9 +135,13 @@ def put_things_tid(tid: int, tname: Name, oid: Int64, tprice: Price):
 
 
 def update_thing(tid: int, tname: str | None, oid: int | None, tprice: float | None):
-    """Update a thing (None: unchanged), 404 if the thing or its new owner does not exist."""
-    if not db.upd_thing_tid(tid=tid, tname=tname, oid=oid, tprice=tprice):
-        fsa.checkVal(db.get_thing_tid(tid=tid), f"no such thing: {tid}", 404)
+    """Update a thing (None: unchanged), 404 if the thing or its new owner does not exist,
+    412 if the thing was changed since the client's If-Match."""
+    version = etag.expected(tid, lambda: db.get_thing_tid(tid=tid))
+    if not db.upd_thing_tid(tid=tid, tname=tname, oid=oid, tprice=tprice, version=version):
+        found = db.get_thing_tid(tid=tid)
+        if found is None or version not in (None, found["version"]):
+            etag.refused(found, f"no such thing: {tid}")
         fsa.err(f"no such owner: {oid}", 404)
     return "", 204
 
@@ -139,6 +149,7 @@ def update_thing(tid: int, tname: str | None, oid: int | None, tprice: float | N
 # DELETE /things/<tid>: delete this thing
 @blueprint.delete("/things/<tid>", authz="ADMIN")
 def delete_things_tid(tid: int):
-    res = db.del_thing_tid(tid=tid)
-    fsa.checkVal(res, f"no such thing: {tid}", 404)
+    version = etag.expected(tid, lambda: db.get_thing_tid(tid=tid))
+    if not db.del_thing_tid(tid=tid, version=version):
+        etag.refused(db.get_thing_tid(tid=tid), f"no such thing: {tid}")
     return "", 204

@@ -7,6 +7,7 @@ import flask
 import FlaskSimpleAuth as fsa
 
 import auth
+import etag
 from database import db
 from model import Int64, Limit, Name, Pattern, User
 from paging import ALL, DEFAULT_LIMIT, FIRST, page
@@ -78,7 +79,7 @@ def post_users(user: User):
 def get_users_uid(uid: int):
     res = db.get_user_uid(uid=uid)
     fsa.checkVal(res, f"no such user: {uid}", 404)
-    return res, 200
+    return etag.resource(res, "uid")
 
 
 # PATCH /users/<uid>: the user changes their password (sending the current one); an
@@ -99,8 +100,9 @@ def patch_users_uid(
             raise fsa.ErrorResponse("changing one's password needs the current one: current", 400)
         fsa.checkVal(auth.check_current_password(user, current), "the current password does not match", 403)
     pword = auth.hash_password(password) if password is not None else None
-    res = db.patch_user_uid(uid=uid, pword=pword, isadmin=isadmin, now=time.time())
-    fsa.checkVal(res, f"no such user: {uid}", 404)
+    version = etag.expected(uid, lambda: db.get_user_uid(uid=uid))
+    if not db.patch_user_uid(uid=uid, pword=pword, isadmin=isadmin, now=time.time(), version=version):
+        etag.refused(db.get_user_uid(uid=uid), f"no such user: {uid}")
     return "", 204
 
 
@@ -109,14 +111,18 @@ def patch_users_uid(
 def put_users_uid(uid: int, user: User):
     fsa.checkVal(user.uid == uid, "inconsistent user id", 400)
     pword = auth.hash_password(user.password)
-    res = db.upd_user_uid(uid=uid, login=user.login, pword=pword, isadmin=user.isAdmin, now=time.time())
-    fsa.checkVal(res, f"no such user: {uid}", 404)
+    version = etag.expected(uid, lambda: db.get_user_uid(uid=uid))
+    if not db.upd_user_uid(
+        uid=uid, login=user.login, pword=pword, isadmin=user.isAdmin, now=time.time(), version=version
+    ):
+        etag.refused(db.get_user_uid(uid=uid), f"no such user: {uid}")
     return "", 204
 
 
 # DELETE /users/<uid>: an administrator deletes a user who owns no object
 @blueprint.delete("/users/<uid>", authz="ADMIN")
 def delete_users_uid(uid: int):
-    res = db.del_user_uid(uid=uid)
-    fsa.checkVal(res, f"no such user: {uid}", 404)
+    version = etag.expected(uid, lambda: db.get_user_uid(uid=uid))
+    if not db.del_user_uid(uid=uid, version=version):
+        etag.refused(db.get_user_uid(uid=uid), f"no such user: {uid}")
     return "", 204

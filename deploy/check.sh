@@ -10,9 +10,10 @@
 # 5. Apache restarted (its metrics start from 0), and a real Prometheus scraping it
 #    (tests/prometheus_check.py, on PROMETHEUS_PORT): its counts must be exact,
 # 6. schemathesis (scripts/schemathesis.sh) from /api/openapi.json,
-# 6. a second make deploy keeps the data, make deploy DB_INIT=1 resets it, without
-#    any user (no known password),
-# 7. make apache-stop, whatever happened; the folder is removed when all passed.
+# 7. a second make deploy keeps the data; a deploy whose migration fails changes
+#    neither the database nor the running code; make deploy DB_INIT=1 resets it
+#    without any user (no known password), DB_INIT=demo with the demo users,
+# 8. make apache-stop, whatever happened; the folder is removed when all passed.
 #
 # Environment: MAKE, KIVA_DB (the database to deploy to, runtime role), KIVA_OWNER_DB
 # (the same, schema owner role), APP_SECRET (the tests forge tokens with it),
@@ -118,12 +119,33 @@ echo "test-apache: a second deploy keeps the data, DB_INIT=1 resets it"
 marker=deploy-check-$$-$RANDOM
 http POST "$api/stuff" "stuff=$marker" | grep -q '^201 '
 deploy >/dev/null
-http GET "$api/stuff?filter=$marker" | grep -q "\"$marker\"" || { echo "data lost by a plain deploy" >&2; exit 1; }
+http GET "$api/stuff?filter=$marker" | grep -q "\"$marker\"" || fail "data lost by a plain deploy"
+
+echo "test-apache: a deploy whose migration fails: refused, database and running code unchanged"
+schema=$(http GET "$api/version" | sed 's/.*"schema": *\([0-9]*\).*/\1/')
+[ "$schema" = "$(${PYTHON:-venv/bin/python} migrate.py expected)" ] || fail "schema $schema deployed"
+broken=$(mktemp -d /tmp/kiva-broken-release.XXXXXX)
+git ls-files -z | xargs -0 cp --parents -t "$broken"
+next=$(printf %04d $((schema + 1)))
+last=$(cd migrations && ls [0-9]*.sql | sort | tail -1)
+printf -- '-- depends: %s\nALTER TABLE Stuff ADD COLUMN broken INTEGER;\nSELECT no_such_column FROM Stuff;\n' \
+  "${last%.sql}" >"$broken/migrations/$next.broken.sql"
+echo "# broken release" >>"$broken/queries.sql"
+if (cd "$broken" && deploy >"$broken.log" 2>&1); then fail "a failing migration was deployed"; fi
+grep -q "a migration failed" "$broken.log" || { cat "$broken.log" >&2; exit 1; }
+grep -q "broken release" "$dir/queries.sql" && fail "the code of a refused release was copied"
+http GET "$api/version" | grep -q "\"schema\": *$schema[,}]" || fail "schema changed by a failed migration"
+http GET "$api/stuff?filter=$marker" | grep -q "\"$marker\"" || fail "data lost by a failed migration"
+rm -rf "$broken" "$broken.log"
+deploy >/dev/null  # the good release again: its migration files back
+
 deploy DB_INIT=1 >/dev/null
-http GET "$api/stuff?filter=$marker" | grep -q '^200 \[\]' || { echo "data kept by DB_INIT=1" >&2; exit 1; }
+http GET "$api/stuff?filter=$marker" | grep -q '^200 \[\]' || fail "data kept by DB_INIT=1"
 http GET "$api/version" | grep -q '^200 '
 http POST "$api/login" USER=calvin PASS=hobbes | grep -q '^401 ' || fail "a demo user after DB_INIT=1"
 [ "$(psql -X -tA "$KIVA_DB" -c 'SELECT COUNT(*) FROM Utilisateur')" = 0 ] || fail "users after DB_INIT=1"
+deploy DB_INIT=demo >/dev/null
+http POST "$api/login" USER=calvin PASS=hobbes | grep -q '^200 ' || fail "no demo user after DB_INIT=demo"
 
 stop
 trap - EXIT

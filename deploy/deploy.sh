@@ -4,9 +4,8 @@
 #   DEPLOY_TARGET=/srv/kiva/app deploy/deploy.sh        # a local folder
 #   DEPLOY_TARGET=kiva@server:app deploy/deploy.sh      # a folder over SSH
 #
-# 1. rsync of exactly the files production needs (the app's modules and SQL, the
-#    configurations, kiva.wsgi, requirements.txt): no tests, no databases, no venv;
-#    files removed from the project are removed there too, nothing else is.
+# 1. rsync of the schema's files first (migrate.py, migrations/, drop.sql, data.sql,
+#    requirements.txt): the running code uses none of them.
 # 2. kiva.env, the deployed app's environment (KIVA_DB, APP_SECRET), is created when
 #    missing (mode 600) from KIVA_DB and APP_SECRET (default: a random secret), and
 #    never changed afterwards: edit it on the server. kiva-owner.env (mode 600, never
@@ -14,26 +13,28 @@
 #    KIVA_OWNER_DB (default: KIVA_DB): only schema changes use it.
 # 3. the virtual environment venv/, built with DEPLOY_PYTHON (the Python of mod_wsgi,
 #    /usr/bin/python3 on Debian) and refreshed from requirements.txt.
-# 4. with DB_INIT=1 only: drop and create the tables, as the owner, with psql in one
-#    transaction (run on the target host): no user at all (create the first admin
-#    with scripts/pass2csv.py and users-load.sql). DB_INIT=demo: the same, then the
-#    course's demo data (data.sql: users with public passwords). Never by default.
-# 5. touch kiva.wsgi: mod_wsgi reloads the daemon processes at the next request.
+# 4. the database, on the target host, with the schema owner's connection string
+#    (kiva-owner.env's KIVA_OWNER_DB): the pending migrations are applied
+#    (migrate.py, one transaction each), and the deployment stops here, the running
+#    code untouched, unless the database reached the version the new code expects.
+#    DB_INIT=1 first drops everything (the only way to drop): a new schema, no user;
+#    DB_INIT=demo also loads data.sql's demo users. Never by default.
+# 5. rsync of exactly the files production needs (the app's modules and SQL, the
+#    configurations, kiva.wsgi): no tests, no databases, no venv; files removed from
+#    the project are removed there too, nothing else is.
+# 6. touch kiva.wsgi: mod_wsgi reloads the daemon processes at the next request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 target=${DEPLOY_TARGET:?DEPLOY_TARGET: a folder or user@host:folder}
 python=${DEPLOY_PYTHON:-/usr/bin/python3}
 ssh=${DEPLOY_SSH:-ssh}
-case "${DB_INIT:-0}" in
-  0) db_init_files="" ;;
-  1) db_init_files="drop.sql create.sql" ;;
-  demo) db_init_files="drop.sql create.sql data.sql" ;;
-  *) echo "DB_INIT=$DB_INIT: 1 (empty schema) or demo (with the demo users)" >&2; exit 2 ;;
-esac
+db_init=${DB_INIT:-0}
+case "$db_init" in 0|1|demo) ;; *) echo "DB_INIT=$db_init: 1 (drop, no user) or demo (drop, demo users)" >&2; exit 2 ;; esac
 
-# what production needs: every top-level module, the SQL of PostgreSQL, the configurations
-files=(kiva.wsgi server.conf pg.conf app.conf requirements.txt queries.sql drop.sql create.sql data.sql truncate.sql)
+# what the schema needs, sent before the code, and what production needs
+schema_files=(migrate.py migrations/ drop.sql data.sql requirements.txt)
+files=(kiva.wsgi server.conf pg.conf app.conf queries.sql truncate.sql "${schema_files[@]}")
 
 if [[ $target == *:* ]]; then
   host=${target%%:*} dir=${target#*:}
@@ -45,12 +46,15 @@ else
   mkdir -p "$dir"
 fi
 
-echo "deploy: files to $target"
-# each file by name at the top of the target, nothing else is sent nor deleted:
-# --delete only removes there what matches these names and is gone here
-filters=()
-for f in "${files[@]}"; do filters+=(--include="/${f#./}"); done
-rsync -rlt --chmod=D755,F644 --delete -e "$ssh" "${filters[@]}" --include='/*.py' --exclude='*' ./ "$target/"
+send() {  # FILE…: each file (or folder/) by name at the top of the target, nothing else
+  # is sent nor deleted: --delete only removes there what matches these names and is gone here
+  local filters=()
+  for f in "$@"; do filters+=(--include="/${f#./}"); [[ $f == */ ]] && filters+=(--include="/${f#./}**"); done
+  rsync -rlt --chmod=D755,F644 --delete -e "$ssh" "${filters[@]}" --exclude='*' ./ "$target/"
+}
+
+echo "deploy: the schema's files to $target"
+send "${schema_files[@]}"
 
 q() { printf %q "$1"; }
 echo "deploy: environment kiva.env"
@@ -70,12 +74,27 @@ on_target "set -e
   [ \"\$want\" = \"\$have\" ] || { rm -rf venv; $python -m venv venv; }
   venv/bin/pip install -q --disable-pip-version-check -r requirements.txt"
 
-if [ -n "$db_init_files" ]; then
-  echo "deploy: database initialisation with $db_init_files, as the schema owner"
-  psql_files=""
-  for f in $db_init_files; do psql_files+=" -f $f"; done
-  on_target "psql -X -q -1 -v ON_ERROR_STOP=1 $psql_files \"\$(sed -n 's/^KIVA_OWNER_DB=//p' kiva-owner.env)\""
+# the schema owner's connection (migrations, DB_INIT), else the app's
+owner_db='"$(sed -n "s/^KIVA_OWNER_DB=//p" kiva-owner.env 2>/dev/null)"'
+migrate="venv/bin/python migrate.py \"\${owner:-\$(sed -n 's/^KIVA_DB=//p' kiva.env)}\""
+expected=$(on_target "venv/bin/python migrate.py expected")
+case "$db_init" in
+  1) echo "deploy: database dropped and created anew (schema version $expected), no user"
+     on_target "owner=$owner_db; $migrate init" >/dev/null ;;
+  demo) echo "deploy: database dropped and created anew (schema version $expected), demo users"
+     on_target "owner=$owner_db; $migrate init data.sql" >/dev/null ;;
+esac
+echo "deploy: database migrations"
+reached=$(on_target "owner=$owner_db; $migrate upgrade") ||
+  { echo "deploy: a migration failed: the database stays at its version, the running code is unchanged" >&2; exit 1; }
+if [ "$reached" -lt "$expected" ]; then
+  echo "deploy: the database is at schema version $reached, the new code needs $expected: not deployed" >&2
+  exit 1
 fi
+echo "deploy: database at schema version $reached"
+
+echo "deploy: files to $target"
+send "${files[@]}" '*.py'
 
 on_target "touch kiva.wsgi"
 echo "deploy: done, $target"

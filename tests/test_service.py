@@ -2,13 +2,17 @@
 
 import datetime
 
+import migrate
+
 
 def test_version(api):
     res = api.get("/version", 200, login=None)
     assert res.headers["Content-Type"] == "application/json"
     body = res.json
-    assert set(body) == {"app", "version", "user", "now"}
+    assert set(body) == {"app", "version", "schema", "user", "now"}
     assert body["app"] == "kiva" and body["user"] is None and body["version"]
+    # the schema version reached by the database: the latest migration this code ships
+    assert body["schema"] == migrate.expected() and isinstance(body["schema"], int)
     # "now" comes from the database, as an ISO 8601 UTC time stamp, on both engines
     now = datetime.datetime.fromisoformat(body["now"])
     assert body["now"].endswith("+00:00")

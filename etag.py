@@ -1,0 +1,58 @@
+"""ETag and If-Match on single resources: optimistic concurrency (API.md, Conventions).
+
+Every single resource has a row version (migration 0002) that each UPDATE of
+queries.sql increments. Its ETag is "<id>-<version>": a GET answers 304 when the
+client's If-None-Match holds it already; a PUT, PATCH or DELETE with an If-Match
+gives the version it expects to the query, whose WHERE clause checks it, so that of
+two clients writing with the same ETag exactly one wins, whatever the timing (the
+database serialises the two UPDATEs, the second finds another version and changes
+nothing): the other is answered 412. Without these headers nothing changes.
+"""
+
+from collections.abc import Callable
+
+import flask
+import FlaskSimpleAuth as fsa
+
+# never a row's version: a write expecting it changes nothing, and is answered 412
+STALE = -1
+
+
+def tag(rid: int, version: int) -> str:
+    """The entity tag of a row (unquoted): its id and its version."""
+    return f"{rid}-{version}"
+
+
+def resource(row: dict, key: str) -> flask.Response:
+    """The 200 answer of a single resource with its ETag, or a 304 if the client has it."""
+    version = row.pop("version")
+    res = fsa.jsonify(row)
+    res.set_etag(tag(row[key], version))
+    # Werkzeug compares If-None-Match (weakly, `*` included) and empties the body
+    return res.make_conditional(flask.request)
+
+
+def expected(rid: int, current: Callable[[], dict | None]) -> int | None:
+    """The version a write must find, from If-Match: None when any version will do.
+
+    If-Match uses the strong comparison: weak tags never match. A list naming several
+    versions of this row matches the current one if it is among them.
+    """
+    req = flask.request
+    if "If-Match" not in req.headers or req.if_match.star_tag:
+        return None
+    versions = set()
+    for strong in req.if_match.as_set():
+        rid_text, _, version = strong.partition("-")
+        if rid_text == str(rid) and version.isdigit():
+            versions.add(int(version))
+    if len(versions) > 1:
+        row = current()
+        versions &= {row["version"]} if row else set()
+    return versions.pop() if len(versions) == 1 else STALE
+
+
+def refused(found: dict | None, missing: str):
+    """After a write that changed nothing: 404 if the row is gone, else 412 (If-Match)."""
+    fsa.checkVal(found, missing, 404)
+    fsa.err("precondition failed: the resource was changed since (If-Match), get it again", 412)

@@ -1,0 +1,65 @@
+-- Migration 0001, the baseline: the schema of create.sql when Kiva first went live,
+-- frozen. Never edit an applied migration: write the next one.
+--
+-- Kiva schema, PostgreSQL (production) flavour.
+--
+-- create-sqlite.sql holds the same tables for SQLite: the two engines disagree on
+-- auto-increment keys (SERIAL vs INTEGER PRIMARY KEY AUTOINCREMENT), on booleans
+-- and time stamps, and only PostgreSQL has text_pattern_ops indexes.
+-- Names are non-empty and at most 200 characters: the database says no, the API
+-- maps the refusal to a 400 or a 409.
+
+-- the CRUDS demo
+CREATE TABLE IF NOT EXISTS Stuff(
+  sid SERIAL PRIMARY KEY,
+  stuff TEXT UNIQUE NOT NULL CHECK (LENGTH(stuff) BETWEEN 1 AND 200)
+);
+-- prefix LIKE filters ("C%") use this index whatever the collation
+CREATE INDEX IF NOT EXISTS stuff_stuff_pattern ON Stuff(stuff text_pattern_ops);
+
+-- users: AAA
+CREATE TABLE IF NOT EXISTS Utilisateur(
+  uid SERIAL PRIMARY KEY,
+  login TEXT UNIQUE NOT NULL CHECK (LENGTH(login) BETWEEN 1 AND 200),  -- authentication
+  pword TEXT NOT NULL,                                  -- salted bcrypt hash, never clear text
+  isAdmin BOOLEAN NOT NULL DEFAULT FALSE,               -- authorization
+  created TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP  -- audit
+);
+CREATE INDEX IF NOT EXISTS utilisateur_login_pattern ON Utilisateur(login text_pattern_ops);
+
+-- failed password checks by login, known or not: login throttling (auth.py)
+CREATE TABLE IF NOT EXISTS AuthFailure(
+  login TEXT PRIMARY KEY,
+  failures INTEGER NOT NULL,
+  since DOUBLE PRECISION NOT NULL  -- first failure of the window, seconds since the epoch
+);
+CREATE INDEX IF NOT EXISTS authfailure_since ON AuthFailure(since);
+
+-- objects with an owner: object permissions
+CREATE TABLE IF NOT EXISTS Owned(
+  oid SERIAL PRIMARY KEY,
+  object TEXT NOT NULL CHECK (LENGTH(object) BETWEEN 1 AND 200),
+  owner INTEGER NOT NULL REFERENCES Utilisateur,
+  UNIQUE(object, owner)
+);
+CREATE INDEX IF NOT EXISTS owned_owner ON Owned(owner);
+
+-- the CRUDS exercise: owners and their things
+CREATE TABLE IF NOT EXISTS Owner(
+  oid SERIAL PRIMARY KEY,
+  oname TEXT UNIQUE NOT NULL CHECK (LENGTH(oname) BETWEEN 1 AND 200),
+  omail TEXT NOT NULL CHECK (LENGTH(omail) <= 200 AND omail LIKE '_%@_%')
+);
+CREATE INDEX IF NOT EXISTS owner_oname_pattern ON Owner(oname text_pattern_ops);
+
+CREATE TABLE IF NOT EXISTS Thing(
+  tid SERIAL PRIMARY KEY,
+  tname TEXT NOT NULL CHECK (LENGTH(tname) BETWEEN 1 AND 200),
+  oid INTEGER NOT NULL REFERENCES Owner,
+  -- NUMERIC keeps decimal prices exact: 12.5 stays 12.5
+  tprice NUMERIC(12, 2) NOT NULL CHECK (tprice >= 0),
+  UNIQUE(tname, oid)
+);
+-- an owner's things, in id order (keyset paging); also serves the foreign key
+CREATE INDEX IF NOT EXISTS thing_oid ON Thing(oid, tid);
+CREATE INDEX IF NOT EXISTS thing_tname_pattern ON Thing(tname text_pattern_ops);

@@ -1,0 +1,53 @@
+-- Migration 0001, the baseline: the schema of create-sqlite.sql when Kiva first went live,
+-- frozen. Never edit an applied migration: write the next one.
+--
+-- Kiva schema, SQLite (embedded default) flavour: the same tables as create.sql.
+--
+-- AUTOINCREMENT so that a deleted id is never given again; BOOLEAN and TIMESTAMP
+-- are declared types that database.py converts back to Python bool and datetime
+-- (sqlite3 PARSE_DECLTYPES), so both engines answer the same JSON.
+
+CREATE TABLE IF NOT EXISTS Stuff(
+  sid INTEGER PRIMARY KEY AUTOINCREMENT,
+  stuff TEXT UNIQUE NOT NULL CHECK (LENGTH(stuff) BETWEEN 1 AND 200)
+);
+
+CREATE TABLE IF NOT EXISTS Utilisateur(
+  uid INTEGER PRIMARY KEY AUTOINCREMENT,
+  login TEXT UNIQUE NOT NULL CHECK (LENGTH(login) BETWEEN 1 AND 200),
+  pword TEXT NOT NULL,
+  isAdmin BOOLEAN NOT NULL DEFAULT FALSE,
+  created TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP  -- UTC, "YYYY-MM-DD HH:MM:SS"
+);
+
+-- failed password checks by login, known or not: login throttling (auth.py)
+CREATE TABLE IF NOT EXISTS AuthFailure(
+  login TEXT PRIMARY KEY,
+  failures INTEGER NOT NULL,
+  since REAL NOT NULL  -- first failure of the window, seconds since the epoch
+);
+CREATE INDEX IF NOT EXISTS authfailure_since ON AuthFailure(since);
+
+CREATE TABLE IF NOT EXISTS Owned(
+  oid INTEGER PRIMARY KEY AUTOINCREMENT,
+  object TEXT NOT NULL CHECK (LENGTH(object) BETWEEN 1 AND 200),
+  owner INTEGER NOT NULL REFERENCES Utilisateur,
+  UNIQUE(object, owner)
+);
+CREATE INDEX IF NOT EXISTS owned_owner ON Owned(owner);
+
+CREATE TABLE IF NOT EXISTS Owner(
+  oid INTEGER PRIMARY KEY AUTOINCREMENT,
+  oname TEXT UNIQUE NOT NULL CHECK (LENGTH(oname) BETWEEN 1 AND 200),
+  omail TEXT NOT NULL CHECK (LENGTH(omail) <= 200 AND omail LIKE '_%@_%')
+);
+
+CREATE TABLE IF NOT EXISTS Thing(
+  tid INTEGER PRIMARY KEY AUTOINCREMENT,
+  tname TEXT NOT NULL CHECK (LENGTH(tname) BETWEEN 1 AND 200),
+  oid INTEGER NOT NULL REFERENCES Owner,
+  tprice REAL NOT NULL CHECK (tprice >= 0),
+  UNIQUE(tname, oid)
+);
+-- an owner's things, in id order (keyset paging); also serves the foreign key
+CREATE INDEX IF NOT EXISTS thing_oid ON Thing(oid, tid);
