@@ -16,6 +16,7 @@ import database
 import errors
 import security
 import throttle
+import usercache
 from compute import comp
 from model import PathId
 from owned import owned
@@ -34,6 +35,7 @@ app.url_map.converters["int"] = PathId  # ids beyond 64 bits are a 404, not a da
 audit.init_app(app)
 security.init_app(app)
 errors.init_app(app)
+usercache.init_app(app)  # invalidates the shared cache after the commits below
 throttle.init_app(app)  # counts failed logins once the request's transaction is over
 database.init_app(app)
 auth.init_app(app)

@@ -19,6 +19,7 @@ import flask
 import FlaskSimpleAuth as fsa
 
 import throttle
+import usercache
 from database import db, json_error
 
 # bcrypt only reads the first 72 bytes: longer passwords are refused, not truncated
@@ -42,7 +43,7 @@ def lookup(login: str) -> dict:
     """
     memo = flask.g.setdefault("kiva_users", {})
     if login not in memo:
-        memo[login] = db.get_user_login(login=login)
+        memo[login] = usercache.user(login, lambda: db.get_user_login(login=login))
     return memo[login]
 
 
@@ -79,14 +80,22 @@ def password_quality(password: str) -> bool:
 
 def can_access_owned(login: str, oid: int, _mode) -> bool | None:
     """Object permission "owned": True for its owner, False for others, None if no such object."""
-    res = db.can_access_owned(login=login, oid=oid)
-    return bool(res["allowed"]) if res else None
+
+    def load() -> bool | None:
+        res = db.can_access_owned(login=login, oid=oid)
+        return bool(res["allowed"]) if res else None
+
+    return usercache.permission("owned", oid, login, load)
 
 
 def can_access_user(login: str, uid: int, _mode) -> bool | None:
     """Object permission "user": the user themself or an admin; None if no such user."""
-    res = db.can_access_user(login=login, uid=uid)
-    return bool(res["allowed"]) if res else None
+
+    def load() -> bool | None:
+        res = db.can_access_user(login=login, uid=uid)
+        return bool(res["allowed"]) if res else None
+
+    return usercache.permission("user", uid, login, load)
 
 
 def memoise_verification(verify, size: int = 4096):
