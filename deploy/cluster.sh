@@ -24,7 +24,8 @@
 #
 #   deploy/cluster.sh start|stop|status|env
 #   deploy/cluster.sh node-deploy N     # make deploy to node N (the rolling deploy uses it)
-#   deploy/cluster.sh node-start N | node-stop N
+#   deploy/cluster.sh node-start N | node-stop N | pg-start | pg-stop [fast|immediate]
+#   deploy/cluster.sh redis-start | redis-stop
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -293,7 +294,9 @@ case "${1:-}" in
   node-deploy) shift; node_deploy "$@" ;;
   node-start) node_start "$2" ;;
   node-stop) node_stop "$2" ;;
+  pg-start) scripts/pg.sh start >/dev/null ;;
+  pg-stop) scripts/pg.sh stop "${2:-fast}" >/dev/null ;;
   redis-start) start_redis ;;
   redis-stop) stop_redis ;;
-  *) echo "usage: $0 start|stop|status|env|node-deploy N|node-start N|node-stop N|redis-start|redis-stop" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|env|node-deploy N|node-start N|node-stop N|pg-start|pg-stop [MODE]|redis-start|redis-stop" >&2; exit 2 ;;
 esac
