@@ -25,7 +25,9 @@
 #   deploy/cluster.sh start|stop|status|env
 #   deploy/cluster.sh node-deploy N     # make deploy to node N (the rolling deploy uses it)
 #   deploy/cluster.sh node-start N | node-stop N | pg-start | pg-stop [fast|immediate]
-#   deploy/cluster.sh redis-start | redis-stop
+#   deploy/cluster.sh redis-start | redis-stop | wait-up
+#   deploy/cluster.sh drain N | ready N     # through HAProxy's runtime API
+#   echo "show stat" | deploy/cluster.sh api
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -173,6 +175,8 @@ defaults
   timeout client 30s
   timeout server 30s
   timeout queue 5s
+  # a health check slower than this fails (a loaded 2-core machine: not too tight)
+  timeout check 3s
   timeout http-keep-alive 10s
   # the client's address for the app (its audit lines, its throttling by address)
   option forwardfor
@@ -211,7 +215,11 @@ listen stats
 CFG
   haproxy -c -q -f "$dir/haproxy.cfg"
   alive "$dir/haproxy.pid" || haproxy -f "$dir/haproxy.cfg"
-  for _ in $(seq 1 100); do
+  wait_up
+}
+
+wait_up() {
+  for _ in $(seq 1 300); do
     # both nodes seen UP by the health checks
     [ "$(echo "show stat" | socat_cmd | grep -c '^nodes,node[12],.*,UP,')" = 2 ] && return 0
     sleep 0.1
@@ -231,6 +239,16 @@ out = b""
 while chunk := s.recv(65536):
     out += chunk
 sys.stdout.write(out.decode())' "$dir/haproxy.sock"
+}
+
+drain() {  # N: no new request to node N, then wait until it has no session left
+  echo "set server nodes/node$1 state drain" | socat_cmd
+  for _ in $(seq 1 300); do
+    [ "$(echo "show stat" | socat_cmd | awk -F, -v s="node$1" '$1 == "nodes" && $2 == s { print $5 }')" = 0 ] && return 0
+    sleep 0.1
+  done
+  echo "node$1: sessions still open after 30 s" >&2
+  exit 1
 }
 
 start() {
@@ -296,7 +314,11 @@ case "${1:-}" in
   node-stop) node_stop "$2" ;;
   pg-start) scripts/pg.sh start >/dev/null ;;
   pg-stop) scripts/pg.sh stop "${2:-fast}" >/dev/null ;;
+  wait-up) wait_up ;;
+  drain) drain "$2" ;;
+  ready) echo "set server nodes/node$2 state ready" | socat_cmd ;;
+  api) socat_cmd ;;  # a runtime API command on stdin
   redis-start) start_redis ;;
   redis-stop) stop_redis ;;
-  *) echo "usage: $0 start|stop|status|env|node-deploy N|node-start N|node-stop N|pg-start|pg-stop [MODE]|redis-start|redis-stop" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|env|node-deploy N|node-start N|node-stop N|drain N|ready N|api|wait-up|pg-start|pg-stop [MODE]|redis-start|redis-stop" >&2; exit 2 ;;
 esac
