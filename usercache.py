@@ -45,6 +45,7 @@ log = logging.getLogger("kiva.usercache")
 
 PREFIX = "kiva:"
 TTL = 60  # seconds: the bound on staleness if an invalidation could not reach Redis
+GENERATION_TTL = 2 * TTL  # longer than any entry that could depend on an older value
 TIMEOUT = 0.25  # seconds: a slower Redis counts as down, the database answers
 PAUSE = 1.0  # seconds without Redis after a failure
 READ_ONLY_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -102,6 +103,10 @@ class Cache:
             with self.redis.pipeline(transaction=False) as pipe:
                 for gen in sorted(generations):
                     pipe.incr(PREFIX + gen)
+                    if gen != USERS_GENERATION:
+                        # per-login and per-object counters do not pile up: one back at 0
+                        # after GENERATION_TTL finds no entry stored since its last bump
+                        pipe.expire(PREFIX + gen, GENERATION_TTL)
                 pipe.execute()
         except redis.RedisError as e:
             self.failed(e)
@@ -153,11 +158,12 @@ def cached(key: str, generations: list[str], load: Callable[[], Any], keep: Call
 
 def user(login: str, load: Callable[[], dict]) -> dict:
     """auth.lookup's user row (with its throttling counts) of an existing login."""
-    flask.g.setdefault("kiva_cache_logins", set()).add(login)
     generations = [USERS_GENERATION, f"gen:login:{login}"]
     row = cached(f"user:{login}", generations, load, lambda r: r is not None and r["uid"] is not None)
-    if row and row.get("failures"):  # a successful login will reset them
-        flask.g.kiva_cache_failures = True
+    if row and row["uid"] is not None:  # unknown logins are never cached: nothing to invalidate
+        flask.g.setdefault("kiva_cache_logins", set()).add(login)
+        if row.get("failures"):  # a successful login will reset them
+            flask.g.kiva_cache_failures = True
     return row
 
 

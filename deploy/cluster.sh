@@ -129,7 +129,9 @@ node_deploy() {  # N [make deploy variables…]: deploy to node N, environment f
   target=$(node_dir "$n")
   mkdir -p "$target"
   chmod 755 "$dir" "$target"
+  # schema work as the owner role (security #10), straight to PostgreSQL, not through the pooler
   $make --no-print-directory deploy DEPLOY_FORCE=1 DEPLOY_TARGET="$target" KIVA_DB="$kiva_db" \
+    KIVA_OWNER_DB="host=$PG_DIR port=$PG_PORT dbname=$db user=${DB_OWNER:-kiva_owner}" \
     APP_SECRET="$(secret)" "$@" >/dev/null
   local env=$target/kiva.env
   grep -q '^KIVA_PGBOUNCER=' "$env" || echo "KIVA_PGBOUNCER=1" >>"$env"
@@ -262,7 +264,8 @@ start() {
   [ -f "$dir/.initialised" ] || fresh=1
   for n in 1 2; do
     if [ $n = 1 ] && [ $fresh = 1 ]; then
-      node_deploy 1 DB_INIT="${CLUSTER_DB_INIT:-1}"
+      # the demo users the tests log in with: DB_INIT=demo since security #10, 1 before
+      node_deploy 1 DB_INIT="${CLUSTER_DB_INIT:-$(grep -q demo deploy/deploy.sh && echo demo || echo 1)}"
       touch "$dir/.initialised"
     else
       node_deploy $n
