@@ -142,9 +142,12 @@ def cached(key: str, generations: list[str], load: Callable[[], Any], keep: Call
         return load()
     current = [int(g or 0) for g in gens]
     if entry is not None:
-        stored = decode(entry)
-        if stored["gens"] == current:
-            return stored["value"]
+        try:
+            stored = decode(entry)
+            if stored["gens"] == current:
+                return stored["value"]
+        except (ValueError, KeyError, TypeError) as e:  # not ours, or an older format: a miss
+            log.warning(f"{key}: unreadable entry: {e!r}")
     value = load()
     if keep(value):
         try:

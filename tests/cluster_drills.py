@@ -49,6 +49,7 @@ CLUSTER_DIR = os.environ["CLUSTER_DIR"]
 PG = os.environ["CLUSTER_PG"]
 CLUSTER = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "deploy", "cluster.sh")]
 THREADS = 4
+SLOW_READS = 6  # sent just before the kill
 TIMEOUT = 10.0
 ADMIN = ("calvin", "hobbes")
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -154,6 +155,13 @@ class Load:
                 self.request(session, "GET", "/admin", "GET /admin", headers=admin)
             time.sleep(0.005)
 
+    def slow_read(self):
+        """A read that takes a while (bcrypt at the production cost), on a connection of its own."""
+        headers = {"Authorization": f"Bearer {self.user_token}"}
+        self.request(
+            requests.Session(), "GET", "/cmp/hash", "GET /cmp/hash (slow)", headers=headers, params={"apass": "x"}
+        )
+
     def __enter__(self):
         for t in self.threads:
             t.start()
@@ -235,6 +243,11 @@ def drill_kill() -> list[str]:
     with Load("kill") as load:
         time.sleep(3)
         pids = apache_pids(2)
+        # slow reads (a bcrypt hash each) sent just before the kill: half of them on node 2
+        slow = [threading.Thread(target=load.slow_read) for _ in range(SLOW_READS)]
+        for t in slow:
+            t.start()
+        time.sleep(0.1)
         killing = time.monotonic()
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
@@ -242,6 +255,8 @@ def drill_kill() -> list[str]:
         print(f"drill kill: kill -9 of node 2's Apache ({len(pids)} processes) at +{killed - t0:.2f} s")
         wait_status("node2", "DOWN", 10)
         print(f"  HAProxy saw node 2 DOWN after {time.monotonic() - killed:.2f} s")
+        for t in slow:
+            t.join(TIMEOUT + 1)
         time.sleep(2)
         cluster("node-start", "2")
         wait_status("node2", "UP", 30)
@@ -260,6 +275,8 @@ def drill_kill() -> list[str]:
         f"{sum(e['status'] == 200 for e in reads)} of them answered 200; {len(writes)} writes, "
         f"{sum(e['status'] == EXPECTED[e['method']] for e in writes)} acknowledged"
     )
+    slow = [e for e in load.log if e["op"] == "GET /cmp/hash (slow)"]
+    print(f"  {len(slow)} slow reads sent just before the kill: {sum(e['status'] == 200 for e in slow)} answered 200")
     if retried[0] + retried[1] == 0:
         errors.append("kill: HAProxy retried nothing")
     _, wrong = load.check_writes()
