@@ -27,10 +27,13 @@ TEST_SECRET ?= kiva-test-secret-not-for-production
 DEPLOY_TARGET ?= /tmp/kiva-deploy
 DEPLOY_PYTHON ?= /usr/bin/python3
 # the deployed app's database (written to the target's kiva.env when first deployed):
-# by default the database DEPLOY_DB of role DB_ROLE in the `make pg-start` cluster
+# by default the database DEPLOY_DB of the runtime role DB_ROLE in the `make pg-start`
+# cluster; schema changes run as the owner role DB_OWNER (kiva-owner.env, never the app's)
 DEPLOY_DB ?= kiva_deploy
 DB_ROLE ?= kiva
+DB_OWNER ?= kiva_owner
 KIVA_DB ?= host=$(PG_DIR) port=$(PG_PORT) dbname=$(DEPLOY_DB) user=$(DB_ROLE)
+KIVA_OWNER_DB ?= host=$(PG_DIR) port=$(PG_PORT) dbname=$(DEPLOY_DB) user=$(DB_OWNER)
 # a private Apache httpd + mod_wsgi serving DEPLOY_TARGET on 127.0.0.1:APACHE_PORT
 APACHE_PORT ?= 8085
 APACHE_PROCESSES ?= 2
@@ -85,8 +88,11 @@ check: lint test-sqlite test-pg test-ext test-apache test-outage
 	@echo "make check: all passed"
 
 # a short login-throttling window in test runs only, so that the tests can see it end
-# (long enough for 5 failed bcrypt checks at cost 12 on a loaded machine)
+# (long enough for 5 failed bcrypt checks at cost 12 on a loaded machine); each test
+# names a client address of its own through X-Forwarded-For (127.0.0.1 trusted as a
+# proxy): one test's failed logins do not throttle the next one's address
 test-sqlite test-pg test-ext test-apache test-outage: export APP_THROTTLE_SECONDS = 8
+test-sqlite test-pg test-ext test-apache test-outage: export APP_TRUSTED_PROXIES = 127.0.0.1
 
 lint: venv
 	$(BIN)/ruff check .
@@ -123,6 +129,7 @@ fuzz: venv
 test-apache: venv
 	$(MAKE) --no-print-directory db-setup DEPLOY_DB=$(TEST_DEPLOY_DB)
 	MAKE="$(MAKE) --no-print-directory" KIVA_DB="host=$(PG_DIR) port=$(PG_PORT) dbname=$(TEST_DEPLOY_DB) user=$(DB_ROLE)" \
+	  KIVA_OWNER_DB="host=$(PG_DIR) port=$(PG_PORT) dbname=$(TEST_DEPLOY_DB) user=$(DB_OWNER)" \
 	  APP_SECRET=$(TEST_SECRET) APACHE_PORT=$(APACHE_PORT) PYTEST=$(BIN)/pytest deploy/check.sh
 
 # the database outage drill: the app deployed under Apache (2 processes) on a private
@@ -160,6 +167,8 @@ cluster-status:
 # a new cluster in its own folder: the whole external test suite through HAProxy, the
 # freshness of the shared cache across the nodes, then the drills (tests/cluster_drills.py)
 test-cluster: export APP_THROTTLE_SECONDS = 8
+test-cluster: export APP_TRUSTED_PROXIES = 127.0.0.1
+test-cluster: export CLUSTER_FORWARDFOR_EXCEPT = 127.0.0.0/8
 test-cluster: venv
 	MAKE="$(MAKE) --no-print-directory" APP_SECRET=$(TEST_SECRET) PYTEST=$(BIN)/pytest PYTHON=$(BIN)/python \
 	  CLUSTER_DIR=$(CLUSTER_DIR)-test deploy/cluster-check.sh
@@ -176,18 +185,21 @@ ifneq ($(DEPLOY_FORCE),1)
 	  echo "make deploy: uncommitted changes: commit them first (or DEPLOY_FORCE=1)" >&2; exit 1; }
 	@[ -f .run/checked-$$(git rev-parse HEAD) ] || $(MAKE) check
 endif
-ifeq ($(DB_INIT)$(origin KIVA_DB),1file)
+ifneq ($(filter 1 demo,$(DB_INIT)),)
+ifeq ($(origin KIVA_DB),file)
 	$(MAKE) --no-print-directory db-setup
 endif
-	DEPLOY_TARGET="$(DEPLOY_TARGET)" DEPLOY_PYTHON="$(DEPLOY_PYTHON)" KIVA_DB="$(KIVA_DB)" DB_INIT=$(DB_INIT) \
-	  deploy/deploy.sh
+endif
+	DEPLOY_TARGET="$(DEPLOY_TARGET)" DEPLOY_PYTHON="$(DEPLOY_PYTHON)" KIVA_DB="$(KIVA_DB)" \
+	  KIVA_OWNER_DB="$(KIVA_OWNER_DB)" DB_INIT=$(DB_INIT) deploy/deploy.sh
 
-# the role DB_ROLE and the database DEPLOY_DB in the private cluster (deploy/db-setup.sql);
-# trust authentication there: the password is a random one
+# the roles DB_ROLE (runtime) and DB_OWNER and the database DEPLOY_DB in the private
+# cluster (deploy/db-setup.sql); trust authentication there: the passwords are random ones
 db-setup:
 	scripts/pg.sh start
 	psql -X -q -v ON_ERROR_STOP=1 -h $(PG_DIR) -p $(PG_PORT) -U postgres -d postgres \
-	  -v role=$(DB_ROLE) -v db=$(DEPLOY_DB) -v password=$$(head -c 18 /dev/urandom | base64) -f deploy/db-setup.sql
+	  -v role=$(DB_ROLE) -v owner=$(DB_OWNER) -v db=$(DEPLOY_DB) -v password=$$(head -c 18 /dev/urandom | base64) \
+	  -v owner_password=$$(head -c 18 /dev/urandom | base64) -f deploy/db-setup.sql
 
 apache-start:
 	DEPLOY_TARGET="$(DEPLOY_TARGET)" APACHE_PORT=$(APACHE_PORT) deploy/apache.sh start

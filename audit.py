@@ -12,6 +12,8 @@ from urllib.parse import quote
 
 import flask
 
+from security import client_address
+
 log = logging.getLogger("kiva.audit")
 
 # what may stay as is in a logged field: printable URL characters, no space
@@ -33,7 +35,7 @@ def audit_line(res: flask.Response) -> flask.Response:
     ms = (time.perf_counter() - start) * 1000 if start else 0.0
     user = flask.current_app.current_user()  # type: ignore[attr-defined]
     log.info(
-        f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {field(req.remote_addr)} {field(user)} "
+        f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {field(client_address())} {field(user)} "
         f"{field(req.method)} {field(req.path)} {res.status_code} {ms:.1f}"
     )
     return res

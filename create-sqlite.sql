@@ -14,14 +14,17 @@ CREATE TABLE IF NOT EXISTS Utilisateur(
   login TEXT UNIQUE NOT NULL CHECK (LENGTH(login) BETWEEN 1 AND 200),
   pword TEXT NOT NULL,
   isAdmin BOOLEAN NOT NULL DEFAULT FALSE,
-  created TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP  -- UTC, "YYYY-MM-DD HH:MM:SS"
+  created TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,  -- UTC, "YYYY-MM-DD HH:MM:SS"
+  pwchanged REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0)  -- epoch seconds
 );
 
--- failed password checks by login, known or not: login throttling (auth.py)
+-- failed password checks by login (known or not) and by client address: throttle.py
 CREATE TABLE IF NOT EXISTS AuthFailure(
-  login TEXT PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('login', 'address')),
+  name TEXT NOT NULL CHECK (LENGTH(name) BETWEEN 1 AND 200),
   failures INTEGER NOT NULL,
-  since REAL NOT NULL  -- first failure of the window, seconds since the epoch
+  since REAL NOT NULL,  -- first failure of the window, seconds since the epoch
+  PRIMARY KEY (kind, name)
 );
 CREATE INDEX IF NOT EXISTS authfailure_since ON AuthFailure(since);
 

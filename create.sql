@@ -20,15 +20,19 @@ CREATE TABLE IF NOT EXISTS Utilisateur(
   login TEXT UNIQUE NOT NULL CHECK (LENGTH(login) BETWEEN 1 AND 200),  -- authentication
   pword TEXT NOT NULL,                                  -- salted bcrypt hash, never clear text
   isAdmin BOOLEAN NOT NULL DEFAULT FALSE,               -- authorization
-  created TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP  -- audit
+  created TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP,  -- audit
+  -- last password change, seconds since the epoch: tokens issued before it are refused
+  pwchanged DOUBLE PRECISION NOT NULL DEFAULT EXTRACT(EPOCH FROM CURRENT_TIMESTAMP)
 );
 CREATE INDEX IF NOT EXISTS utilisateur_login_pattern ON Utilisateur(login text_pattern_ops);
 
--- failed password checks by login, known or not: login throttling (auth.py)
+-- failed password checks by login (known or not) and by client address: throttle.py
 CREATE TABLE IF NOT EXISTS AuthFailure(
-  login TEXT PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('login', 'address')),
+  name TEXT NOT NULL CHECK (LENGTH(name) BETWEEN 1 AND 200),
   failures INTEGER NOT NULL,
-  since DOUBLE PRECISION NOT NULL  -- first failure of the window, seconds since the epoch
+  since DOUBLE PRECISION NOT NULL,  -- first failure of the window, seconds since the epoch
+  PRIMARY KEY (kind, name)
 );
 CREATE INDEX IF NOT EXISTS authfailure_since ON AuthFailure(since);
 

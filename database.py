@@ -185,6 +185,12 @@ def refusal(e: BaseException) -> BaseException:
     ErrorResponse at once; the error handlers below use it for the errors raised
     while reading rows (list queries are generators) or ending the transaction.
     """
+    # statement_timeout (server.conf): in Kiva only an unselective filter on a large
+    # table runs that long, an input to change; lock_timeout: a busy row, to retry
+    if isinstance(e, psycopg.errors.QueryCanceled):
+        return fsa.ErrorResponse("this request ran too long: use a more selective filter", 400)
+    if isinstance(e, psycopg.errors.LockNotAvailable):
+        return fsa.ErrorResponse("the data is busy, please retry", 503, headers={"Retry-After": "1"})
     if isinstance(e, (psycopg.OperationalError, psycopg.InterfaceError, sqlite3.OperationalError)):
         return unavailable(e)
     if isinstance(e, psycopg.InternalError) and e.sqlstate is None:
@@ -208,7 +214,9 @@ def error_response(e: BaseException) -> flask.Response:
     """Flask error handler for database errors and for the ErrorResponse they map to."""
     answer = e if isinstance(e, fsa.ErrorResponse) else refusal(e)
     if isinstance(answer, fsa.ErrorResponse):
-        return json_error(answer.message, answer.status)
+        res = json_error(answer.message, answer.status)
+        res.headers.update(answer.headers or {})
+        return res
     log.error(f"unexpected database error: {e!r}")
     return json_error("internal database error", 500)
 

@@ -9,6 +9,7 @@ import math
 import re
 import typing
 
+import FlaskSimpleAuth as fsa
 import pydantic
 import werkzeug.routing
 
@@ -156,3 +157,19 @@ class User(pydantic.BaseModel):
     password: str
     isAdmin: bool = False
     uid: int | None = None  # unknown on POST, must match the path on PUT
+
+    def __init__(self, **data):
+        """Refuse an invalid user with a 400 that names the faults, never the values.
+
+        FlaskSimpleAuth builds the model with User(**value) and would answer
+        "cast error on <value>": the clear password with it. An ErrorResponse is
+        not an Exception: it passes FlaskSimpleAuth's handler as it is.
+        """
+        try:
+            super().__init__(**data)
+        except pydantic.ValidationError as e:
+            faults = "; ".join(
+                f"{'.'.join(map(str, err['loc'])) or 'user'}: {err['msg']}"
+                for err in e.errors(include_input=False, include_url=False)
+            )
+            raise fsa.ErrorResponse(f"invalid user: {faults}", 400) from None

@@ -52,23 +52,27 @@ DELETE FROM Stuff WHERE sid = :sid;
 -- USERS AND AUTHENTICATION
 --
 
--- name: get_user_login(login)^
--- The one query behind authentication, groups, "does this user still exist" and
--- login throttling: always one row, whose uid is NULL for an unknown login.
-SELECT u.uid, u.login, u.pword, u.isAdmin AS isadmin, f.failures, f.since
-  FROM (SELECT CAST(:login AS TEXT) AS who) AS q
+-- name: get_user_login(login, address)^
+-- The one query behind authentication, groups, "does this user still exist", token
+-- revocation and login throttling: always one row, whose uid is NULL for an unknown
+-- login, with the failed password checks of this login and of this client address.
+SELECT u.uid, u.login, u.pword, u.isAdmin AS isadmin, u.pwchanged,
+    fl.failures AS login_failures, fl.since AS login_since,
+    fa.failures AS address_failures, fa.since AS address_since
+  FROM (SELECT CAST(:login AS TEXT) AS who, CAST(:address AS TEXT) AS addr) AS q
   LEFT JOIN Utilisateur AS u ON u.login = q.who
-  LEFT JOIN AuthFailure AS f ON f.login = q.who;
+  LEFT JOIN AuthFailure AS fl ON fl.kind = 'login' AND fl.name = q.who
+  LEFT JOIN AuthFailure AS fa ON fa.kind = 'address' AND fa.name = q.addr;
 
--- name: add_auth_failure(login, now, start)!
+-- name: add_auth_failure(kind, name, now, start)!
 -- One more failed password check; a window that started before :start starts again.
-INSERT INTO AuthFailure(login, failures, since) VALUES (:login, 1, :now)
-  ON CONFLICT (login) DO UPDATE SET
+INSERT INTO AuthFailure(kind, name, failures, since) VALUES (:kind, :name, 1, :now)
+  ON CONFLICT (kind, name) DO UPDATE SET
     failures = CASE WHEN AuthFailure.since < :start THEN 1 ELSE AuthFailure.failures + 1 END,
     since = CASE WHEN AuthFailure.since < :start THEN :now ELSE AuthFailure.since END;
 
--- name: del_auth_failures(login)!
-DELETE FROM AuthFailure WHERE login = :login;
+-- name: del_auth_failures(kind, name)!
+DELETE FROM AuthFailure WHERE kind = :kind AND name = :name;
 
 -- name: purge_auth_failures(start)!
 -- Forget windows that are over, so that random logins do not pile up.
@@ -86,9 +90,9 @@ SELECT u.login = :login OR me.isAdmin AS allowed
   FROM Utilisateur AS u, Utilisateur AS me
   WHERE u.uid = :uid AND me.login = :login;
 
--- name: add_user(login, pword, isadmin)$
+-- name: add_user(login, pword, isadmin, now)$
 -- None when the login is taken: 409 without racing.
-INSERT INTO Utilisateur(login, pword, isAdmin) VALUES (:login, :pword, :isadmin)
+INSERT INTO Utilisateur(login, pword, isAdmin, pwchanged) VALUES (:login, :pword, :isadmin, :now)
   ON CONFLICT DO NOTHING
   RETURNING uid;
 
@@ -103,14 +107,18 @@ SELECT uid, login, isAdmin AS isadmin, created
 -- name: get_user_uid(uid)^
 SELECT uid, login, isAdmin AS isadmin, created FROM Utilisateur WHERE uid = :uid;
 
--- name: upd_user_uid(uid, login, pword, isadmin)!
--- Full update (PUT): a taken login is a unique violation, hence a 409.
-UPDATE Utilisateur SET login = :login, pword = :pword, isAdmin = :isadmin WHERE uid = :uid;
+-- name: upd_user_uid(uid, login, pword, isadmin, now)!
+-- Full update (PUT): a taken login is a unique violation, hence a 409. The password
+-- is replaced: the user's tokens die (pwchanged).
+UPDATE Utilisateur SET login = :login, pword = :pword, isAdmin = :isadmin, pwchanged = :now WHERE uid = :uid;
 
--- name: patch_user_uid(uid, pword, isadmin)!
--- Partial update (PATCH): a None parameter keeps the current value.
+-- name: patch_user_uid(uid, pword, isadmin, now)!
+-- Partial update (PATCH): a None parameter keeps the current value; a new password
+-- kills the user's tokens (pwchanged).
 UPDATE Utilisateur
-  SET pword = COALESCE(:pword, pword), isAdmin = COALESCE(:isadmin, isAdmin)
+  SET pword = COALESCE(CAST(:pword AS TEXT), pword),
+      isAdmin = COALESCE(CAST(:isadmin AS BOOLEAN), isAdmin),
+      pwchanged = CASE WHEN CAST(:pword AS TEXT) IS NULL THEN pwchanged ELSE :now END
   WHERE uid = :uid;
 
 -- name: del_user_uid(uid)!

@@ -7,7 +7,8 @@ nodes, and stay fresh through versioned keys rather than deletions:
 
 - every entry is stored with the generations of what it depends on, read in the
   same MGET as the entry: `gen:users` (any change to users), `gen:login:<login>`
-  (its login-throttling counts), `gen:owned:<oid>` (an object). An entry whose
+  and `gen:address:<address>` (the login-throttling counts of the login and of the
+  client address, which come with the user row), `gen:owned:<oid>` (an object). An entry whose
   generations are not the current ones is a miss, so a bump invalidates at once
   everything that depends on it, on every node;
 - a write bumps the generations it touches after its transaction is committed
@@ -16,8 +17,8 @@ nodes, and stay fresh through versioned keys rather than deletions:
   found by route, not by call site: any successful write of the `users` blueprint
   bumps `gen:users` (password change, demotion, deletion, replacement…), any
   successful write of the `owned` blueprint bumps its object's generation, and a
-  request that failed a password check (401/429), or reset its failures, bumps its
-  login's generation;
+  refused request (a failed password check may be behind it), or one whose row had
+  failures (a success resets them), bumps its logins' and address's generations;
 - Redis unreachable (or too slow: 0.25 s): the request falls back to the database,
   and this process stops using Redis for a second at a time. An invalidation it
   could not make must not be lost: before using Redis again, the process bumps
@@ -49,8 +50,6 @@ GENERATION_TTL = 2 * TTL  # longer than any entry that could depend on an older 
 TIMEOUT = 0.25  # seconds: a slower Redis counts as down, the database answers
 PAUSE = 1.0  # seconds without Redis after a failure
 READ_ONLY_METHODS = {"GET", "HEAD", "OPTIONS"}
-# statuses of a request that may have changed a login's failed-password count
-PASSWORD_FAILURE_STATUSES = {401, 429}
 USERS_GENERATION = "gen:users"
 
 
@@ -159,14 +158,16 @@ def cached(key: str, generations: list[str], load: Callable[[], Any], keep: Call
     return value
 
 
-def user(login: str, load: Callable[[], dict]) -> dict:
-    """auth.lookup's user row (with its throttling counts) of an existing login."""
-    generations = [USERS_GENERATION, f"gen:login:{login}"]
-    row = cached(f"user:{login}", generations, load, lambda r: r is not None and r["uid"] is not None)
+def user(login: str, address: str, load: Callable[[], dict]) -> dict:
+    """auth.lookup's user row of an existing login, with the throttling counts of the
+    login and of the client address (the key has both; an address holds no "|")."""
+    generations = [USERS_GENERATION, f"gen:login:{login}", f"gen:address:{address}"]
+    row = cached(f"user:{login}|{address}", generations, load, lambda r: r is not None and r["uid"] is not None)
+    flask.g.setdefault("kiva_cache_addresses", set()).add(address)
     if row and row["uid"] is not None:  # unknown logins are never cached: nothing to invalidate
         flask.g.setdefault("kiva_cache_logins", set()).add(login)
-        if row.get("failures"):  # a successful login will reset them
-            flask.g.kiva_cache_failures = True
+    if row and (row.get("login_failures") or row.get("address_failures")):  # a success resets them
+        flask.g.kiva_cache_failures = True
     return row
 
 
@@ -180,8 +181,11 @@ def changed_generations(res: flask.Response) -> set[str]:
     """What this request's writes invalidate, from its route, method and status."""
     request = flask.request
     gens: set[str] = set()
-    if res.status_code in PASSWORD_FAILURE_STATUSES or flask.g.get("kiva_cache_failures"):
+    if res.status_code >= 400 or flask.g.get("kiva_cache_failures"):
+        # a refusal may follow a failed password check (401, 429, or 403 for a wrong
+        # `current` password), counted by throttle.py for the login and the address
         gens |= {f"gen:login:{login}" for login in flask.g.get("kiva_cache_logins", ())}
+        gens |= {f"gen:address:{address}" for address in flask.g.get("kiva_cache_addresses", ())}
     if request.method not in READ_ONLY_METHODS and res.status_code < 400:
         view_args = request.view_args or {}
         if request.blueprint == "users":

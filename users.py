@@ -1,11 +1,12 @@
 """Users and authentication: register, login (tokens), who am I, and /users for admins."""
 
+import time
 import typing
 
 import FlaskSimpleAuth as fsa
 from flask import current_app
 
-from auth import is_admin
+import auth
 from database import db
 from model import Int64, Limit, Name, Pattern, User
 from paging import ALL, DEFAULT_LIMIT, FIRST, page
@@ -19,7 +20,9 @@ users = fsa.Blueprint("users", __name__)
 # POST /register: anyone may create an account, without privileges
 @users.post("/register", authz="OPEN")
 def post_register(login: Name, pword: str):
-    uid = db.add_user(login=login, pword=app.hash_password(pword), isadmin=False)
+    # a taken login costs no bcrypt hash (the insert below still settles a race)
+    fsa.checkVal(not auth.user_row(login), f"login already taken: {login}", 409)
+    uid = db.add_user(login=login, pword=auth.hash_password(pword), isadmin=False, now=time.time())
     fsa.checkVal(uid, f"login already taken: {login}", 409)
     return {"uid": uid}, 201
 
@@ -27,6 +30,7 @@ def post_register(login: Name, pword: str):
 # GET /login, POST /login: a token for the user authenticated with a password
 @users.route("/login", methods=["GET", "POST"], authz="AUTH", authn=["basic", "param"])
 def get_login(user: fsa.CurrentUser):
+    auth.wait_for_a_new_token_second(user)
     return fsa.jsonify(app.create_token(user)), 200
 
 
@@ -64,8 +68,8 @@ def get_users(filter: Pattern = ALL, after: Int64 = FIRST, limit: Limit = DEFAUL
 # POST /users: an administrator adds a user
 @users.post("/users", authz="ADMIN")
 def post_users(user: User):
-    pword = app.hash_password(user.password)
-    uid = db.add_user(login=user.login, pword=pword, isadmin=user.isAdmin)
+    pword = auth.hash_password(user.password)
+    uid = db.add_user(login=user.login, pword=pword, isadmin=user.isAdmin, now=time.time())
     fsa.checkVal(uid, f"login already taken: {user.login}", 409)
     return {"uid": uid}, 201
 
@@ -78,13 +82,25 @@ def get_users_uid(uid: int):
     return res, 200
 
 
-# PATCH /users/<uid>: the user changes their password; an administrator also isadmin
+# PATCH /users/<uid>: the user changes their password (sending the current one); an
+# administrator changes anybody's password and isadmin
 @users.patch("/users/<uid>", authz=("user", "uid"))
-def patch_users_uid(uid: int, user: fsa.CurrentUser, password: str | None = None, isadmin: bool | None = None):
+def patch_users_uid(
+    uid: int,
+    user: fsa.CurrentUser,
+    password: str | None = None,
+    current: str | None = None,
+    isadmin: bool | None = None,
+):
     fsa.checkVal(password is not None or isadmin is not None, "nothing to change: password? isadmin?", 400)
-    fsa.checkVal(isadmin is None or is_admin(user), "only an administrator may change isadmin", 403)
-    pword = app.hash_password(password) if password is not None else None
-    res = db.patch_user_uid(uid=uid, pword=pword, isadmin=isadmin)
+    fsa.checkVal(isadmin is None or auth.is_admin(user), "only an administrator may change isadmin", 403)
+    row = auth.user_row(user)
+    if password is not None and row is not None and row["uid"] == uid:  # one's own password
+        if current is None:
+            raise fsa.ErrorResponse("changing one's password needs the current one: current", 400)
+        fsa.checkVal(auth.check_current_password(user, current), "the current password does not match", 403)
+    pword = auth.hash_password(password) if password is not None else None
+    res = db.patch_user_uid(uid=uid, pword=pword, isadmin=isadmin, now=time.time())
     fsa.checkVal(res, f"no such user: {uid}", 404)
     return "", 204
 
@@ -93,8 +109,8 @@ def patch_users_uid(uid: int, user: fsa.CurrentUser, password: str | None = None
 @users.put("/users/<uid>", authz="ADMIN")
 def put_users_uid(uid: int, user: User):
     fsa.checkVal(user.uid == uid, "inconsistent user id", 400)
-    pword = app.hash_password(user.password)
-    res = db.upd_user_uid(uid=uid, login=user.login, pword=pword, isadmin=user.isAdmin)
+    pword = auth.hash_password(user.password)
+    res = db.upd_user_uid(uid=uid, login=user.login, pword=pword, isadmin=user.isAdmin, now=time.time())
     fsa.checkVal(res, f"no such user: {uid}", 404)
     return "", 204
 

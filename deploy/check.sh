@@ -1,14 +1,19 @@
 #!/bin/bash
 # make check's end-to-end run through Apache httpd + mod_wsgi (make test-apache):
 #
-# 1. make deploy DB_INIT=1 to a new folder under /tmp (reachable by www-data),
+# 1. make deploy DB_INIT=demo to a new folder under /tmp (reachable by www-data),
 # 2. make apache-start: a private Apache on 127.0.0.1:$APACHE_PORT serving it,
 # 3. the whole external test suite at http://127.0.0.1:$APACHE_PORT/api,
-# 4. a second make deploy keeps the data, make deploy DB_INIT=1 resets it,
-# 5. make apache-stop, whatever happened; the folder is removed when all passed.
+# 4. what the security review asked: the demo users' warning in the log, no query
+#    string in the access log, the runtime role unable to DROP, ALTER or TRUNCATE,
+#    the TLS template accepted by Apache,
+# 5. a second make deploy keeps the data, make deploy DB_INIT=1 resets it, without
+#    any user (no known password),
+# 6. make apache-stop, whatever happened; the folder is removed when all passed.
 #
-# Environment: MAKE, KIVA_DB (the database to deploy to), APP_SECRET (the tests
-# forge tokens with it), APACHE_PORT, PYTEST (the test runner).
+# Environment: MAKE, KIVA_DB (the database to deploy to, runtime role), KIVA_OWNER_DB
+# (the same, schema owner role), APP_SECRET (the tests forge tokens with it),
+# APACHE_PORT, PYTEST (the test runner).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +23,11 @@ api=http://127.0.0.1:$port/api
 dir=$(mktemp -d /tmp/kiva-apache-check.XXXXXX)
 chmod 755 "$dir"
 
-deploy() { $make deploy DEPLOY_FORCE=1 DEPLOY_TARGET="$dir" KIVA_DB="$KIVA_DB" APP_SECRET="$APP_SECRET" "$@"; }
+deploy() {
+  $make deploy DEPLOY_FORCE=1 DEPLOY_TARGET="$dir" KIVA_DB="$KIVA_DB" KIVA_OWNER_DB="$KIVA_OWNER_DB" \
+    APP_SECRET="$APP_SECRET" "$@"
+}
+fail() { echo "test-apache: $*" >&2; exit 1; }
 stop() { $make apache-stop DEPLOY_TARGET="$dir" >/dev/null || true; }
 trap stop EXIT
 http() {  # METHOD PATH [form data…]: prints "status body"
@@ -37,13 +46,58 @@ sys.stdout.write(answer)
 PY
 }
 
-deploy DB_INIT=1
+deploy DB_INIT=demo
 $make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
 echo "test-apache: the external test suite through Apache at $api"
 # the audit tests read the app's log lines: the virtual host's error log, whose
 # "[pid N:…]" prefixes show test_freshness.py which of the processes answered
 KIVA_AUDIT_LOG=$dir/apache/kiva-error.log KIVA_SERVER_PROCESSES=${APACHE_PROCESSES:-2} FLASK_TESTER_APP=$api \
   ${PYTEST:-venv/bin/pytest}
+
+echo "test-apache: security of the deployment"
+log=$dir/apache/kiva-error.log
+grep -q "demo user calvin has its public password" "$log" || fail "no warning about the demo users in $log"
+http GET "$api/stuff?filter=query-string-probe" | grep -q '^200 '
+grep -q "GET /api/stuff HTTP" "$dir/apache/kiva-access.log" || fail "no access log line"
+! grep -q "query-string-probe" "$dir/apache/kiva-access.log" "$log" || fail "a query string was logged"
+# the runtime role reads and writes rows, and can do nothing else
+runtime() { psql -X -q -v ON_ERROR_STOP=1 "$KIVA_DB" -c "$1" 2>&1; }
+runtime "BEGIN; DELETE FROM AuthFailure; ROLLBACK" >/dev/null || fail "the runtime role cannot write rows"
+for sql in "DROP TABLE Thing" "ALTER TABLE Stuff ADD COLUMN x INT" "TRUNCATE Stuff" "CREATE TABLE Evil(x INT)"; do
+  { runtime "$sql" || true; } | grep -q "permission denied\|must be owner" || fail "the runtime role may: $sql"
+done
+# the TLS template: TLS 1.2+, HSTS, port 80 redirected, accepted by Apache (-t)
+tls=$dir/tls
+mkdir -p "$tls"
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=kiva.test -keyout "$tls/key.pem" -out "$tls/cert.pem" 2>/dev/null
+modules=${APACHE_MODULES:-/usr/lib/apache2/modules}
+cat >"$tls/httpd.conf" <<CONF
+ServerRoot "$tls"
+PidFile "$tls/httpd.pid"
+Listen 127.0.0.1:8443
+ErrorLog "$tls/error.log"
+LoadModule mpm_event_module $modules/mod_mpm_event.so
+LoadModule authz_core_module $modules/mod_authz_core.so
+LoadModule wsgi_module $modules/mod_wsgi.so
+LoadModule ssl_module $modules/mod_ssl.so
+LoadModule headers_module $modules/mod_headers.so
+LoadModule alias_module $modules/mod_alias.so
+Define KIVA_HOME $dir
+Define KIVA_NAME kiva.test
+Define KIVA_PORT 443
+Define KIVA_USER www-data
+Define KIVA_GROUP www-data
+Define KIVA_PROCESSES 2
+Define KIVA_THREADS 4
+Define KIVA_LOG_DIR $tls
+Define KIVA_SSL
+Define KIVA_SSL_CERT $tls/cert.pem
+Define KIVA_SSL_KEY $tls/key.pem
+Include "$(pwd)/deploy/kiva-httpd.conf"
+CONF
+${APACHE_BIN:-/usr/sbin/apache2} -t -f "$tls/httpd.conf" 2>&1 | grep -q "Syntax OK" ||
+  { ${APACHE_BIN:-/usr/sbin/apache2} -t -f "$tls/httpd.conf"; fail "the TLS template is refused"; }
+grep -q "SSLProtocol -all +TLSv1.2 +TLSv1.3" deploy/kiva-httpd.conf || fail "TLS below 1.2 allowed"
 
 echo "test-apache: a second deploy keeps the data, DB_INIT=1 resets it"
 marker=deploy-check-$$-$RANDOM
@@ -53,6 +107,8 @@ http GET "$api/stuff?filter=$marker" | grep -q "\"$marker\"" || { echo "data los
 deploy DB_INIT=1 >/dev/null
 http GET "$api/stuff?filter=$marker" | grep -q '^200 \[\]' || { echo "data kept by DB_INIT=1" >&2; exit 1; }
 http GET "$api/version" | grep -q '^200 '
+http POST "$api/login" USER=calvin PASS=hobbes | grep -q '^401 ' || fail "a demo user after DB_INIT=1"
+[ "$(psql -X -tA "$KIVA_DB" -c 'SELECT COUNT(*) FROM Utilisateur')" = 0 ] || fail "users after DB_INIT=1"
 
 stop
 trap - EXIT

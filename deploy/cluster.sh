@@ -19,8 +19,9 @@
 # Environment (make variables): CLUSTER_FRONT_PORT 9400, CLUSTER_STATS_PORT 9401,
 # CLUSTER_NODE1_PORT 9410, CLUSTER_NODE2_PORT 9411, CLUSTER_PGBOUNCER_PORT 9420,
 # CLUSTER_REDIS_PORT 9430, CLUSTER_PG_PORT 5860, CLUSTER_DIR (/tmp/kiva-cluster-<front>),
-# CLUSTER_CACHE (redis|none), APP_SECRET (default: a random one kept in CLUSTER_DIR),
-# APP_THROTTLE_SECONDS, MAKE.
+# CLUSTER_CACHE (redis|none), CLUSTER_FORWARDFOR_EXCEPT (a network: see haproxy.cfg),
+# APP_SECRET (default: a random one kept in CLUSTER_DIR), APP_THROTTLE_SECONDS,
+# APP_TRUSTED_PROXIES (127.0.0.1, HAProxy's address), MAKE.
 #
 #   deploy/cluster.sh start|stop|status|env
 #   deploy/cluster.sh node-deploy N     # make deploy to node N (the rolling deploy uses it)
@@ -69,12 +70,16 @@ start_postgres() {
 start_pgbouncer() {
   local run=$dir/pgbouncer
   mkdir -p "$run"
+  # server.conf's "options" startup parameter (the planner, statement and lock timeouts)
+  # cannot pass PgBouncer: each server connection gets them once, when it opens
+  local settings="SET max_parallel_workers_per_gather = 0; SET statement_timeout = ${APP_STATEMENT_TIMEOUT_MS:-5000};"
+  settings+=" SET lock_timeout = ${APP_LOCK_TIMEOUT_MS:-2000}"
   # transaction pooling: a server connection per transaction, not per client; Debian's
   # 1.18 cannot track prepared statements (the app disables them: KIVA_PGBOUNCER=1).
   # trust on loopback, as the private PostgreSQL's socket; production: scram-sha-256
   cat >"$run/pgbouncer.ini" <<INI
 [databases]
-$db = host=$PG_DIR port=$PG_PORT dbname=$db
+$db = host=$PG_DIR port=$PG_PORT dbname=$db connect_query='$settings'
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = $bouncer_port
@@ -87,7 +92,7 @@ max_client_conn = 400
 ; a PostgreSQL restart: try again every half second, and fail a waiting query after 2 s
 server_login_retry = 0.5
 query_wait_timeout = 2
-; server.conf's "options" (planner settings) are set on the PostgreSQL server instead
+; server.conf's "options": set by connect_query above instead
 ignore_startup_parameters = options
 logfile = $run/pgbouncer.log
 pidfile = $run/pgbouncer.pid
@@ -130,7 +135,8 @@ node_deploy() {  # N [make deploy variables…]: deploy to node N, environment f
   mkdir -p "$target"
   chmod 755 "$dir" "$target"
   # schema work as the owner role (security #10), straight to PostgreSQL, not through the pooler
-  $make --no-print-directory deploy DEPLOY_FORCE=1 DEPLOY_TARGET="$target" KIVA_DB="$kiva_db" \
+  # HAProxy (127.0.0.1) is the nodes' trusted proxy: the client's address is its X-Forwarded-For
+  APP_TRUSTED_PROXIES=${APP_TRUSTED_PROXIES:-127.0.0.1} $make --no-print-directory deploy DEPLOY_FORCE=1 DEPLOY_TARGET="$target" KIVA_DB="$kiva_db" \
     KIVA_OWNER_DB="host=$PG_DIR port=$PG_PORT dbname=$db user=${DB_OWNER:-kiva_owner}" \
     APP_SECRET="$(secret)" "$@" >/dev/null
   local env=$target/kiva.env
@@ -180,8 +186,10 @@ defaults
   # a health check slower than this fails (a loaded 2-core machine: not too tight)
   timeout check 3s
   timeout http-keep-alive 10s
-  # the client's address for the app (its audit lines, its throttling by address)
-  option forwardfor
+  # the client's address for the app (its audit lines, its throttling by address);
+  # CLUSTER_FORWARDFOR_EXCEPT: clients whose own X-Forwarded-For passes unchanged (a
+  # proxy in front; the tests, which name an address of their own per test)
+  option forwardfor${CLUSTER_FORWARDFOR_EXCEPT:+ except $CLUSTER_FORWARDFOR_EXCEPT}
   # a failed attempt is tried again (3 times), each time on another node
   retries 3
   option redispatch 1

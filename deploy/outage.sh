@@ -5,7 +5,7 @@
 #
 # 1. a private cluster on OUTAGE_PG_PORT (never make check's shared one), with the
 #    role and database of deploy/db-setup.sql,
-# 2. make deploy DB_INIT=1 to a new folder under /tmp, Apache on OUTAGE_APACHE_PORT,
+# 2. make deploy DB_INIT=demo to a new folder under /tmp, Apache on OUTAGE_APACHE_PORT,
 # 3. tests/outage.py (pg.sh stop -m fast, then -m immediate, and start),
 # 4. Apache and the cluster stopped, whatever happened; the folder removed when passed.
 #
@@ -21,6 +21,7 @@ export PG_DIR=/tmp/kiva-pg-$PG_PORT
 port=${OUTAGE_APACHE_PORT:-8095}
 db=kiva_outage
 kiva_db="host=$PG_DIR port=$PG_PORT dbname=$db user=kiva"
+owner_db="host=$PG_DIR port=$PG_PORT dbname=$db user=kiva_owner"
 dir=$(mktemp -d /tmp/kiva-outage.XXXXXX)
 chmod 755 "$dir"
 
@@ -31,7 +32,8 @@ cleanup() {
 trap cleanup EXIT
 
 $make db-setup PG_PORT="$PG_PORT" PG_DIR="$PG_DIR" DEPLOY_DB=$db >/dev/null
-$make deploy DEPLOY_FORCE=1 DB_INIT=1 DEPLOY_TARGET="$dir" KIVA_DB="$kiva_db" APP_SECRET="$APP_SECRET" >/dev/null
+$make deploy DEPLOY_FORCE=1 DB_INIT=demo DEPLOY_TARGET="$dir" KIVA_DB="$kiva_db" \
+  KIVA_OWNER_DB="$owner_db" APP_SECRET="$APP_SECRET" >/dev/null
 $make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
 
 echo "test-outage: stopping and starting PostgreSQL on port $PG_PORT under the app at :$port"

@@ -31,10 +31,52 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
+def new_address() -> str:
+    """A client address of its own (10.x.y.z), sent as X-Forwarded-For.
+
+    make check trusts 127.0.0.1 as a proxy (APP_TRUSTED_PROXIES): each test then has
+    its own address for the login throttle, whose per-address count would otherwise
+    pile up over the whole suite on 127.0.0.1.
+    """
+    a, b, c = uuid.uuid4().bytes[:3]
+    return f"10.{a}.{b}.{c}"
+
+
+class Client:
+    """FlaskTester's client, from one client address: `api.get(path, status, login=…, …)`."""
+
+    def __init__(self, client, address: str):
+        self._client = client
+        self.address = address
+
+    def request(self, method: str, path: str, status: int | None = None, content: str | None = None, **kwargs):
+        kwargs["headers"] = {"X-Forwarded-For": self.address, **(kwargs.get("headers") or {})}
+        return self._client.request(method, path, status=status, content=content, **kwargs)
+
+    def get(self, path: str, status: int | None = None, content: str | None = None, **kwargs):
+        return self.request("GET", path, status, content, **kwargs)
+
+    def post(self, path: str, status: int | None = None, content: str | None = None, **kwargs):
+        return self.request("POST", path, status, content, **kwargs)
+
+    def put(self, path: str, status: int | None = None, content: str | None = None, **kwargs):
+        return self.request("PUT", path, status, content, **kwargs)
+
+    def patch(self, path: str, status: int | None = None, content: str | None = None, **kwargs):
+        return self.request("PATCH", path, status, content, **kwargs)
+
+    def delete(self, path: str, status: int | None = None, content: str | None = None, **kwargs):
+        return self.request("DELETE", path, status, content, **kwargs)
+
+    def from_address(self, address: str) -> "Client":
+        """The same client, from another address."""
+        return Client(self._client, address)
+
+
 @pytest.fixture
 def api(ft_client):
     """The application under test, without credentials unless a login is given."""
-    return ft_client
+    return Client(ft_client, new_address())
 
 
 def register(api, prefix: str = "user", password: str = "password") -> tuple[str, str, int]:  # noqa: S107
@@ -77,6 +119,7 @@ class Raw:
     """
 
     def __init__(self):
+        self.address = new_address()
         if EXTERNAL:
             import requests
 
@@ -87,6 +130,7 @@ class Raw:
             self._client = app.test_client()
 
     def request(self, method: str, path: str, **kwargs):
+        kwargs["headers"] = {"X-Forwarded-For": self.address, **(kwargs.get("headers") or {})}
         if EXTERNAL:
             res = self._session.request(method, os.environ["FLASK_TESTER_APP"] + path, timeout=30, **kwargs)
             try:

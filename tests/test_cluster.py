@@ -13,7 +13,7 @@ import os
 import pytest
 import redis
 import requests
-from conftest import bearer, unique
+from conftest import bearer, new_address, unique
 
 NODES = [url for url in os.environ.get("CLUSTER_NODES", "").split(",") if url]
 pytestmark = pytest.mark.skipif(len(NODES) < 2, reason="a cluster's nodes (CLUSTER_NODES): make test-cluster")
@@ -21,9 +21,13 @@ ADMIN = ("calvin", "hobbes")
 TIMEOUT = 10
 
 
-def call(node: int, method: str, path: str, status: int, auth=None, **kwargs) -> requests.Response:
+ADDRESS = new_address()  # this module's client address (the nodes trust 127.0.0.1 as a proxy)
+
+
+def call(node: int, method: str, path: str, status: int, auth=None, headers=None, **kwargs) -> requests.Response:
     """A request to node 1 or 2, its status checked, its error body a JSON error."""
-    res = requests.request(method, NODES[node - 1] + path, auth=auth, timeout=TIMEOUT, **kwargs)
+    headers = {"X-Forwarded-For": ADDRESS, **(headers or {})}
+    res = requests.request(method, NODES[node - 1] + path, auth=auth, headers=headers, timeout=TIMEOUT, **kwargs)
     assert res.status_code == status, f"node {node}: {method} {path}: {res.status_code} {res.text}"
     if status >= 400:
         assert isinstance(res.json()["error"], str)
@@ -33,6 +37,11 @@ def call(node: int, method: str, path: str, status: int, auth=None, **kwargs) ->
 def cached(key: str) -> bool:
     client = redis.Redis(port=int(os.environ["CLUSTER_REDIS_PORT"]))
     return bool(client.exists(f"kiva:{key}"))
+
+
+def cached_user(login: str) -> bool:
+    """The user row of this login, as seen from this module's address."""
+    return cached(f"user:{login}|{ADDRESS}")
 
 
 def new_user(admin: bool = False) -> tuple[str, str, int]:
@@ -48,7 +57,7 @@ def warm(login: str, password: str, path: str = "/whoami", expect=None):
         res = call(node, "GET", path, 200, auth=(login, password))
         if expect is not None:
             assert res.json() == expect
-    assert cached(f"user:{login}"), "the user row is not in the shared cache"
+    assert cached_user(login), "the user row is not in the shared cache"
 
 
 def test_password_change():

@@ -89,7 +89,7 @@ def test_password_change_everywhere(api):
     before = Audit()
     # every process accepts (and memoises the check of) the old password…
     everywhere(before, lambda: api.get(path, 200, login=None, headers=basic(login, old)), "GET", path, login, 200)
-    api.patch(path, 204, login=None, headers=basic(login, old), data={"password": new})
+    api.patch(path, 204, login=None, headers=basic(login, old), data={"password": new, "current": old})
     after = Audit()
     # …and refuses it from the very next request on; the new password, accepted after
     # each round of 3 refusals, keeps the failed-login count below the throttling limit

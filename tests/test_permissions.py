@@ -59,7 +59,12 @@ MATRIX = [
         (*NO, 403, 201, 403, 403),
     ),
     ("GET", "/users/{uid}", None, (*NO, 403, 200, 200, 403)),
-    ("PATCH", "/users/{uid}", lambda t: {"data": {"password": "changed-pw"}}, (*NO, 403, 204, 204, 403)),
+    (
+        "PATCH",
+        "/users/{uid}",
+        lambda t: {"data": {"password": "changed-pw", "current": t.password}},
+        (*NO, 403, 204, 204, 403),
+    ),
     ("PATCH", "/users/{uid}", lambda t: {"data": {"isadmin": "true"}}, (*NO, 403, 204, 403, 403)),
     ("PUT", "/users/{uid}", lambda t: {"json": user_json(t, t.uid)}, (*NO, 403, 204, 403, 403)),
     ("DELETE", "/users/{uid}", None, (*NO, 403, 409, 403, 403)),  # 409: they still own an object

@@ -19,7 +19,7 @@ def fresh_user(api) -> tuple[str, str, int]:
 def fail(api, login: str, times: int):
     for _ in range(times):
         res = api.get("/whoami", 401, login=None, headers=basic(login, "wrong-password"))
-        assert res.json == {"error": f"invalid password for {login}"}
+        assert res.json == {"error": f"invalid user/password for {login}"}
 
 
 def test_throttle_known_login(api):

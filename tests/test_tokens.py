@@ -2,7 +2,7 @@
 
 from conftest import basic, bearer, forge_token, unique
 
-BAD_TOKEN = {"error": "unexpected Authorization header"}
+BAD_TOKEN = {"error": "invalid token"}
 
 
 def test_token_from_login(api):

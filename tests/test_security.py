@@ -1,0 +1,258 @@
+"""What the outside security review broke into (issue #10), each as a test.
+
+Each test sends what the attacker sent and checks the status and the body. The
+throttle tests pick client addresses through X-Forwarded-For (make check trusts
+127.0.0.1 as a proxy): `api.from_address(...)` is another client machine.
+"""
+
+import contextlib
+import os
+import threading
+
+import pytest
+from conftest import EXTERNAL, SEED_PASSWORDS, basic, bearer, new_address, register, unique
+
+LIMIT = 5  # failed password checks of one login within the window (app.conf)
+REFUSAL = {"error": "too many failed logins, retry later"}
+in_process_only = pytest.mark.skipif(EXTERNAL, reason="changes the app's configuration: in-process only")
+
+
+@contextlib.contextmanager
+def config(**values):
+    """The in-process app with some configuration values changed for a while."""
+    from app import app
+
+    saved = {k: app.config[k] for k in values}
+    app.config.update(values)
+    try:
+        yield app
+    finally:
+        app.config.update(saved)
+
+
+def fail(api, login: str, times: int, password: str = "wrong-password"):  # noqa: S107
+    for _ in range(times):
+        res = api.get("/whoami", 401, login=None, headers=basic(login, password))
+        assert res.json == {"error": f"invalid user/password for {login}"}
+
+
+# 2. one kind of credentials per request: junk Basic + USER/PASS guesses are refused
+def test_two_kinds_of_credentials_refused(api):
+    login, password, uid = register(api, "victim", "right-password")
+    for path in ["/whoami", "/login"]:
+        for guess in ["wrong-password", password]:
+            res = api.post(path, 400, login=None, headers=basic("junk", "junk"), data={"USER": login, "PASS": guess})
+            assert res.json == {"error": "one kind of credentials per request: Authorization header or USER/PASS"}
+    res = api.post("/login", 400, login=None, headers=bearer("kiva:x:1:2"), json={"USER": login, "PASS": password})
+    assert "one kind of credentials" in res.json["error"]
+    # nothing was counted: five wrong guesses later, the sixth is throttled, not the first
+    fail(api, login, LIMIT)
+    assert api.get("/whoami", 429, login=None, headers=basic(login, "wrong-password")).json == REFUSAL
+    api.delete(f"/users/{uid}", 204, login="calvin")
+
+
+# 2. every failed check counts, by parameters as by Basic, on /login too
+def test_every_failure_counts(api):
+    login, password, uid = register(api, "victim", "right-password")
+    for _ in range(LIMIT):
+        api.post("/login", 401, login=None, data={"USER": login, "PASS": "wrong-password"})
+    res = api.post("/login", 429, login=None, data={"USER": login, "PASS": password})
+    assert res.json == REFUSAL and int(res.headers["Retry-After"]) >= 1
+    api.delete(f"/users/{uid}", 204, login="calvin")
+
+
+# 2. no free lock-out: a throttled login still works from an address that has not failed
+def test_victim_logs_in_from_a_clean_address(api):
+    login, password, uid = register(api, "victim", "right-password")
+    attacker, victim = api.from_address(new_address()), api.from_address(new_address())
+    fail(attacker, login, LIMIT)
+    assert attacker.get("/whoami", 429, login=None, headers=basic(login, password)).json == REFUSAL
+    assert victim.get("/whoami", 200, login=None, headers=basic(login, password)).json == login
+    # the victim's success does not give the attacker new tries
+    assert attacker.get("/whoami", 429, login=None, headers=basic(login, "guess")).json == REFUSAL
+    # a wrong password from the clean address makes it a failed one too
+    victim.get("/whoami", 401, login=None, headers=basic(login, "typo-password"))
+    assert victim.get("/whoami", 429, login=None, headers=basic(login, password)).json == REFUSAL
+    api.delete(f"/users/{uid}", 204, login="calvin")
+
+
+# 2 and 8. what cannot be a login or a password is refused before counting and hashing
+def test_impossible_credentials_not_counted(api):
+    login, password, uid = register(api, "victim", "right-password")
+    for user, pw in [(login, "x" * 73), (login, "é" * 37), ("x" * 201, "password"), ("bad\nlogin", "password")]:
+        res = api.get("/whoami", 401, login=None, headers=basic(user, pw))
+        assert res.json == {"error": "invalid user/password"}
+    for _ in range(LIMIT + 2):
+        api.get("/whoami", 401, login=None, data={"USER": login, "PASS": "y" * 100})
+    assert api.get("/whoami", 200, login=None, headers=basic(login, password)).json == login
+    api.delete(f"/users/{uid}", 204, login="calvin")
+
+
+# 2 and 4. password spraying, random logins: the address is throttled, whatever the logins
+@in_process_only
+def test_address_throttled_whatever_the_logins(api):
+    with config(KIVA_THROTTLE_ADDRESS_FAILURES=3):
+        for _ in range(3):
+            login = unique("random")
+            api.get("/whoami", 401, login=None, headers=basic(login, "password"))
+        res = api.get("/whoami", 429, login=None, headers=basic("hobbes", SEED_PASSWORDS["hobbes"]))
+        assert res.json == REFUSAL and int(res.headers["Retry-After"]) >= 1
+        other = api.from_address(new_address())
+        assert other.get("/whoami", 200, login=None, headers=basic("hobbes", SEED_PASSWORDS["hobbes"])).json == "hobbes"
+
+
+# 2. X-Forwarded-For is believed from a trusted proxy only
+@in_process_only
+def test_forwarded_for_ignored_without_a_trusted_proxy(api):
+    login, password, uid = register(api, "victim", "right-password")
+    with config(KIVA_TRUSTED_PROXIES=[]):
+        fail(api, login, LIMIT)
+        # another X-Forwarded-For is the same connection: still the failed address
+        other = api.from_address(new_address())
+        assert other.get("/whoami", 429, login=None, headers=basic(login, password)).json == REFUSAL
+    api.delete(f"/users/{uid}", 204, login="calvin")
+
+
+# 3. a token dies with its password; one's own password change needs the current one
+def test_token_dies_with_the_password(api):
+    login, password, uid = register(api, "owner", "first-password")
+    token = api.get("/login", 200, login=None, headers=basic(login, password)).json
+    me = bearer(token)
+    res = api.patch(f"/users/{uid}", 400, login=None, headers=me, data={"password": "stolen-password"})
+    assert res.json == {"error": "changing one's password needs the current one: current"}
+    res = api.patch(f"/users/{uid}", 403, login=None, headers=me, data={"password": "stolen", "current": "guess"})
+    assert res.json == {"error": "the current password does not match"}
+    api.get("/whoami", 401, login=None, headers=basic(login, "stolen-password"))
+    api.patch(f"/users/{uid}", 204, login=None, headers=me, data={"password": "second-password", "current": password})
+    for path in ["/whoami", "/qui-suis-je", f"/users/{uid}"]:
+        assert api.get(path, 401, login=None, headers=me).json == {"error": "invalid token"}
+    # a new token, right after the change, works
+    token = api.get("/login", 200, login=None, headers=basic(login, "second-password")).json
+    assert api.get("/qui-suis-je", 200, login=None, headers=bearer(token)).json == login
+    # an admin changes it without the current one: that token dies too
+    api.patch(f"/users/{uid}", 204, login="calvin", data={"password": "third-password"})
+    assert api.get("/qui-suis-je", 401, login=None, headers=bearer(token)).json == {"error": "invalid token"}
+    api.delete(f"/users/{uid}", 204, login="calvin")
+
+
+# 3. guessing `current` with a stolen token is throttled like any password check
+def test_current_password_guesses_throttled(api):
+    login, password, uid = register(api, "owner", "first-password")
+    me = bearer(api.get("/login", 200, login=None, headers=basic(login, password)).json)
+    for _ in range(LIMIT):
+        api.patch(f"/users/{uid}", 403, login=None, headers=me, data={"password": "stolen-pw", "current": "guess"})
+    res = api.patch(f"/users/{uid}", 429, login=None, headers=me, data={"password": "stolen-pw", "current": password})
+    assert res.json == REFUSAL
+    api.delete(f"/users/{uid}", 204, login="calvin")
+
+
+@contextlib.contextmanager
+def busy_password_checks():
+    """Every bcrypt slot of the in-process app taken, until the block ends."""
+    from app import app
+
+    checks = app.extensions["kiva_password_checks"]
+    release, taken = threading.Event(), threading.Semaphore(0)
+    slots = app.config["KIVA_PASSWORD_SLOTS"]
+
+    def hold():
+        checks.bounded(lambda: (taken.release(), release.wait(30)))
+
+    holders = [threading.Thread(target=hold) for _ in range(slots)]
+    for holder in holders:
+        holder.start()
+    for _ in range(slots):
+        assert taken.acquire(timeout=10)
+    try:
+        yield
+    finally:
+        release.set()
+        for holder in holders:
+            holder.join()
+
+
+# 4. bounded password checks: beyond the slots, a fast 503; other routes unaffected
+@in_process_only
+def test_password_checks_bounded(api):
+    with busy_password_checks():
+        res = api.get("/whoami", 503, login=None, headers=basic("hobbes", "not-memoised-password"))
+        assert res.json == {"error": "too many password checks at once, retry later"}
+        assert res.headers["Retry-After"] == "1"
+        res = api.post("/register", 503, login=None, data={"login": unique("new"), "pword": "password"})
+        assert res.json == {"error": "too many password checks at once, retry later"}
+        # a taken login costs no hash: 409 at once, slots or not
+        res = api.post("/register", 409, login=None, data={"login": "calvin", "pword": "password"})
+        assert res.json == {"error": "login already taken: calvin"}
+        assert api.get("/version", 200, login=None).json["user"] is None
+        token = bearer(forge_token_for("hobbes"))
+        assert api.get("/whoami", 200, login=None, headers=token).json == "hobbes"
+
+
+def forge_token_for(login: str) -> str:
+    from conftest import forge_token
+
+    return forge_token(login)
+
+
+# 5. cross-site writes refused; the same requests without browser headers pass
+@pytest.mark.parametrize("headers", [{"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}])
+def test_cross_site_writes_refused(api, headers):
+    name = unique("Csrf")
+    res = api.post("/stuff", 403, login=None, headers=headers, data={"stuff": name})
+    assert res.json == {"error": "cross-site request refused"}
+    user = {"login": unique("evil"), "password": "evil-password", "isAdmin": True}
+    admin = basic("calvin", SEED_PASSWORDS["calvin"])
+    import json
+
+    res = api.post("/users", 403, login=None, headers={**admin, **headers}, data={"user": json.dumps(user)})
+    assert res.json == {"error": "cross-site request refused"}
+    assert api.get("/users", 200, login="calvin", data={"filter": user["login"]}).json == []
+    assert api.get("/stuff", 200, login=None, data={"filter": name}).json == []
+    # reads are not refused, and neither are same-origin writes
+    assert api.get("/stuff/1", 200, login=None, headers=headers).json["sid"] == 1
+    host = os.environ.get("FLASK_TESTER_APP", "http://localhost").split("/")[2] if EXTERNAL else "localhost"
+    sid = api.post("/stuff", 201, login=None, headers={"Origin": f"http://{host}"}, data={"stuff": name}).json["sid"]
+    api.delete(f"/stuff/{sid}", 204, login=None, headers={"Sec-Fetch-Site": "same-origin"})
+
+
+# 6. deeply nested JSON: a 400, on any route
+def test_deeply_nested_json(raw):
+    body = "[" * 100_000 + "]" * 100_000
+    for method, path in [("POST", "/stuff"), ("GET", "/version"), ("POST", "/users"), ("PATCH", "/stuff/1")]:
+        res = raw.request(method, path, data=body, headers={"Content-Type": "application/json"})
+        assert res.status_code == 400, (method, path, res.status_code)
+        assert res.json_body == {"error": "JSON body nested too deep"}
+    res = raw.request("POST", "/users", data={"user": "[" * 100_000}, headers=basic("calvin", "hobbes"))
+    assert res.status_code == 400 and "error" in res.json_body
+
+
+# 7. no password nor token in any error message
+def test_secrets_never_echoed(api):
+    secret = "my-Secret-Passw0rd"
+    for user in [
+        {"login": unique("u"), "password": secret, "isAdmin": "yes"},
+        {"login": unique("u"), "password": secret, "isAdmin": False, "extra": 1},
+        {"login": "", "password": secret},
+    ]:
+        res = api.post("/users", 400, login="calvin", json={"user": user})
+        assert "invalid user: " in res.json["error"] and secret not in res.text, res.text
+    res = api.patch("/users/2", 400, login="calvin", json={"password": 12345678901})
+    assert "12345678901" not in res.text
+    token = api.get("/login", 200, login="hobbes").json
+    for tampered in [token[:-1] + ("0" if token[-1] != "0" else "1"), token + ":x", token.replace("kiva:", "other:")]:
+        res = api.get("/qui-suis-je", 401, login=None, headers=bearer(tampered))
+        assert res.json == {"error": "invalid token"} and tampered not in res.text
+
+
+# 8. statement_timeout and lock_timeout (server.conf): JSON answers, never a 500
+def test_database_timeouts_answered():
+    import psycopg
+
+    import database
+
+    slow = database.refusal(psycopg.errors.QueryCanceled("canceling statement due to statement timeout"))
+    assert (slow.status, slow.message) == (400, "this request ran too long: use a more selective filter")
+    busy = database.refusal(psycopg.errors.LockNotAvailable("canceling statement due to lock timeout"))
+    assert (busy.status, busy.message, busy.headers) == (503, "the data is busy, please retry", {"Retry-After": "1"})
+    conf = open(os.path.join(os.path.dirname(database.__file__), "server.conf")).read()
+    assert "statement_timeout=" in conf and "lock_timeout=" in conf
