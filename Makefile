@@ -44,7 +44,7 @@ TEST_DEPLOY_DB ?= kiva_test_deploy
 
 
 .PHONY: help venv db run start stop pg-start pg-stop check lint test-sqlite test-pg test-ext test-apache \
-  test-outage fuzz deploy db-setup apache-start apache-stop bench clean \
+  test-outage fuzz deploy db-setup apache-start apache-stop bench flood clean \
   cluster-start cluster-stop cluster-status test-cluster bench-cluster
 
 help:
@@ -169,6 +169,8 @@ cluster-status:
 test-cluster: export APP_THROTTLE_SECONDS = 8
 test-cluster: export APP_TRUSTED_PROXIES = 127.0.0.1
 test-cluster: export CLUSTER_FORWARDFOR_EXCEPT = 127.0.0.0/8
+# the kill drill's slow reads (bcrypt) at once on a node: more than the 2 slots of production
+test-cluster: export APP_PASSWORD_SLOTS = 8
 test-cluster: venv
 	MAKE="$(MAKE) --no-print-directory" APP_SECRET=$(TEST_SECRET) PYTEST=$(BIN)/pytest PYTHON=$(BIN)/python \
 	  CLUSTER_DIR=$(CLUSTER_DIR)-test deploy/cluster-check.sh
@@ -217,6 +219,18 @@ BENCH_NS ?= 1000,100000,1000000
 bench:
 	PG_PORT=$(BENCH_PG_PORT) PG_DIR=/tmp/kiva-pg-$(BENCH_PG_PORT) BENCH_PROCESSES=$(BENCH_PROCESSES) \
 	  BENCH_THREADS=$(BENCH_THREADS) BENCH_DURATION=$(BENCH_DURATION) BENCH_NS=$(BENCH_NS) /usr/bin/python3 bench/bench.py
+
+# the password-guessing flood (bench/flood.py, bench/FLOOD.md, issue #10 point 4): its own
+# PostgreSQL cluster (FLOOD_PG_PORT, fsync on) and Apache (FLOOD_APACHE_PORT); not part of make check
+FLOOD_PG_PORT ?= 6060
+FLOOD_APACHE_PORT ?= 8696
+FLOOD_DURATION ?= 15
+FLOOD_RATE ?= 10
+FLOOD_PHASES ?= baseline:0,basic:8,basic:32,basic-botnet:32,basic+param:8,register:8,register-taken:8
+flood:
+	FLOOD_PG_PORT=$(FLOOD_PG_PORT) FLOOD_APACHE_PORT=$(FLOOD_APACHE_PORT) FLOOD_DURATION=$(FLOOD_DURATION) \
+	  FLOOD_RATE=$(FLOOD_RATE) FLOOD_PHASES=$(FLOOD_PHASES) FLOOD_PROCESSES=$(APACHE_PROCESSES) \
+	  FLOOD_THREADS=$(APACHE_THREADS) /usr/bin/python3 bench/flood.py
 
 clean:
 	-./stop.sh

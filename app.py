@@ -1,8 +1,8 @@
 """Kiva: the reference Flask REST back-end of the course "Programmation back-end".
 
 This file is the table of contents: it creates the application, loads the
-configuration named by APP_CONFIG, sets up the audit trail, the database and
-authentication, and registers one blueprint per domain.
+configuration named by APP_CONFIG, says what runs before and after every request,
+sets up the database and authentication, and registers one blueprint per domain.
 """
 
 import logging
@@ -12,18 +12,18 @@ import FlaskSimpleAuth as fsa
 
 import audit
 import auth
+import compute
 import database
 import errors
+import owned
 import security
+import service
+import stuff
+import things
 import throttle
 import usercache
-from compute import comp
+import users
 from model import PathId
-from owned import owned
-from service import service
-from stuff import stuff
-from things import things
-from users import users
 
 logging.basicConfig(level=logging.INFO)
 
@@ -31,18 +31,39 @@ app = fsa.Flask(os.environ.get("APP_NAME", "kiva"))
 app.config.from_envvar("APP_CONFIG")
 app.url_map.converters["int"] = PathId  # ids beyond 64 bits are a 404, not a database error
 
-# after-request hooks run in the reverse order: the audit line comes last, with the final status
-audit.init_app(app)
-security.init_app(app)
-errors.init_app(app)
-usercache.init_app(app)  # invalidates the shared cache after the commits below
-throttle.init_app(app)  # counts failed logins once the request's transaction is over
-database.init_app(app)
-auth.init_app(app)
+# before every request, in this order, before FlaskSimpleAuth's own (authentication…)
+BEFORE_REQUEST = [
+    audit.start_clock,
+    security.refuse_cross_site_writes,  # 403
+    errors.check_json_body,  # 400: malformed, nested too deep, not an object
+    auth.one_kind_of_credentials,  # 400: credentials in the URL or of two kinds
+]
+# after every request, in this order, after FlaskSimpleAuth's own (WWW-Authenticate…)
+AFTER_REQUEST = [
+    auth.restore_refusal,  # a throttled or busy password check, a refused token: the answer
+    database.end_transaction,  # commit below 400, roll back otherwise
+    throttle.count,  # failed password checks, in a transaction of their own
+    usercache.invalidate,  # the shared cache (if any): what the commits above changed
+    errors.json_errors,  # every error a JSON object, no secret in it
+    security.security_headers,
+    audit.audit_line,  # last: the final status
+]
+for hook in BEFORE_REQUEST:
+    app.before_request(hook)
+for after in reversed(AFTER_REQUEST):  # Flask runs the last registered first
+    app.after_request(after)
+app.teardown_request(database.release)  # roll back on an exception, return the connection
 
-app.register_blueprint(service)
-app.register_blueprint(stuff)
-app.register_blueprint(things)
-app.register_blueprint(users)
-app.register_blueprint(owned)
-app.register_blueprint(comp, url_prefix="/cmp")
+errors.init_app(app)
+security.init_app(app)
+throttle.init_app(app)
+usercache.init_app(app)
+database.init_app(app)
+auth.init_app(app)  # FlaskSimpleAuth's hooks: its request hooks come after the ones above
+
+app.register_blueprint(service.blueprint)
+app.register_blueprint(stuff.blueprint)
+app.register_blueprint(things.blueprint)
+app.register_blueprint(users.blueprint)
+app.register_blueprint(owned.blueprint)
+app.register_blueprint(compute.blueprint, url_prefix="/cmp")

@@ -8,13 +8,18 @@ query string is never logged, nor any header: no password nor token reaches a lo
 
 import logging
 import time
+import typing
 from urllib.parse import quote
 
 import flask
+import FlaskSimpleAuth as fsa
 
 from security import client_address
 
 log = logging.getLogger("kiva.audit")
+
+# the running app as FlaskSimpleAuth's Flask: its methods (current_user…) typed
+current_app = typing.cast(fsa.Flask, flask.current_app)
 
 # what may stay as is in a logged field: printable URL characters, no space
 SAFE = "/:@!$&'()*+,;=-._~"
@@ -33,14 +38,9 @@ def audit_line(res: flask.Response) -> flask.Response:
     req = flask.request
     start = flask.g.get("kiva_start")
     ms = (time.perf_counter() - start) * 1000 if start else 0.0
-    user = flask.current_app.current_user()  # type: ignore[attr-defined]
+    user = current_app.current_user()
     log.info(
         f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {field(client_address())} {field(user)} "
         f"{field(req.method)} {field(req.path)} {res.status_code} {ms:.1f}"
     )
     return res
-
-
-def init_app(app: flask.Flask):
-    app.before_request(start_clock)
-    app.after_request(audit_line)

@@ -33,12 +33,15 @@ import FlaskSimpleAuth as fsa
 import fsa_private
 import throttle
 import usercache
-from database import db, json_error
-from errors import body_params
+from database import db
+from errors import body_params, json_error
 from model import Name
 from security import client_address
 
 log = logging.getLogger("kiva.auth")
+
+# the running app as FlaskSimpleAuth's Flask: its methods (current_user…) typed
+current_app = typing.cast(fsa.Flask, flask.current_app)
 
 # bcrypt only reads the first 72 bytes: longer passwords are refused, not truncated
 PASSWORD_MAX_BYTES = 72
@@ -62,7 +65,8 @@ class PasswordChecks:
 
     bcrypt is slow on purpose (about 0.25 s at cost 12): unbounded, a few clients
     sending random credentials would take every thread and core. Beyond `slots`
-    checks at once, a request waits at most `wait` seconds, then gets a 503.
+    checks at once, a request waits at most `wait` seconds (0 by default), then gets
+    a 503.
     A successful check is cached by (keyed digest of the password, current hash): a
     changed password has a new hash (new salt), so the entry no longer matches.
     Failures are never cached. The key is an HMAC under a per-process random key:
@@ -70,39 +74,35 @@ class PasswordChecks:
     """
 
     def __init__(self, slots: int, wait: float, size: int = 4096):
-        self._slots = threading.BoundedSemaphore(slots)
-        self._wait = wait
-        self._secret = os.urandom(32)
-        self._verified: collections.OrderedDict[tuple[bytes, str], None] = collections.OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
+        self.slots = threading.BoundedSemaphore(slots)
+        self.wait = wait
+        self.secret = os.urandom(32)
+        self.verified: collections.OrderedDict[tuple[bytes, str], None] = collections.OrderedDict()
+        self.size = size
+        self.lock = threading.Lock()
 
     def bounded(self, work: typing.Callable[[], typing.Any]) -> typing.Any:
         """Run some bcrypt work in a free slot, or refuse with a 503 at once."""
-        if not self._slots.acquire(timeout=self._wait):
+        if not self.slots.acquire(timeout=self.wait):
             raise fsa.ErrorResponse(BUSY, 503, headers={"Retry-After": "1"})
         try:
             return work()
         finally:
-            self._slots.release()
+            self.slots.release()
 
     def verify(self, app: fsa.Flask, password: str, ref: str) -> bool:
-        key = (hmac.new(self._secret, password.encode(), hashlib.sha256).digest(), ref)
-        with self._lock:
-            if key in self._verified:
-                self._verified.move_to_end(key)
+        key = (hmac.new(self.secret, password.encode(), hashlib.sha256).digest(), ref)
+        with self.lock:
+            if key in self.verified:
+                self.verified.move_to_end(key)
                 return True
         if not self.bounded(lambda: app.check_password(password, ref)):
             return False
-        with self._lock:
-            self._verified[key] = None
-            if len(self._verified) > self._size:
-                self._verified.popitem(last=False)
+        with self.lock:
+            self.verified[key] = None
+            if len(self.verified) > self.size:
+                self.verified.popitem(last=False)
         return True
-
-
-def app_() -> fsa.Flask:
-    return typing.cast(fsa.Flask, flask.current_app)
 
 
 def checks() -> PasswordChecks:
@@ -144,7 +144,7 @@ def password_check(login: str, password: str) -> bool:
     row = lookup(login)
     try:
         throttle.check(login, row)
-        ok = checks().verify(app_(), password, row["pword"] or flask.current_app.config["KIVA_UNKNOWN_USER_HASH"])
+        ok = checks().verify(current_app, password, row["pword"] or flask.current_app.config["KIVA_UNKNOWN_USER_HASH"])
     except fsa.ErrorResponse as e:
         # FlaskSimpleAuth answers the last scheme's error: make sure this one wins
         flask.g.kiva_auth_refusal = e
@@ -166,8 +166,7 @@ def check_current_password(login: str, password: str) -> bool:
 
 def hash_password(password: str, check: bool = True) -> str:
     """The password's bcrypt hash, in a bounded slot (a 400 if its quality is too low)."""
-    app = app_()
-    return checks().bounded(lambda: app.hash_password(password, check=check))
+    return checks().bounded(lambda: current_app.hash_password(password, check=check))
 
 
 def restore_refusal(res: flask.Response) -> flask.Response:
@@ -291,16 +290,14 @@ def init_app(app: fsa.Flask):
         if config.get("FSA_PASSWORD_OPTS", {}).get("rounds", 0) < PRODUCTION_ROUNDS:
             raise RuntimeError(f"bcrypt cost must be at least {PRODUCTION_ROUNDS} in production")
     config.setdefault("KIVA_PASSWORD_SLOTS", 2)
-    config.setdefault("KIVA_PASSWORD_WAIT", 0.2)
+    config.setdefault("KIVA_PASSWORD_WAIT", 0.0)
     app.extensions["kiva_password_checks"] = PasswordChecks(config["KIVA_PASSWORD_SLOTS"], config["KIVA_PASSWORD_WAIT"])
-    app.before_request(one_kind_of_credentials)
     app.password_check(password_check)
     app.group_check("ADMIN", is_admin)
     app.password_quality(password_quality)
     app.object_perms("owned", can_access_owned)
     app.object_perms("user", can_access_user)
     fsa_private.check_tokens(app, check_token)
-    app.after_request(restore_refusal)
     # the hash of a random password nobody knows: unknown logins cost a bcrypt check too,
     # so that their 401 comes as late as a wrong password's
     config["KIVA_UNKNOWN_USER_HASH"] = app.hash_password(os.urandom(16).hex(), check=False)

@@ -1,5 +1,9 @@
 """Errors are JSON, always, with the right status: `{"error": "<message>"}`.
 
+Database refusals become HTTP answers here, once for all routes: the constraints
+of create.sql are the source of truth (unique → 409, check → 400…), and an
+unreachable database is a 503 until it comes back, without any restart.
+
 FlaskSimpleAuth already answers JSON for its own errors and for Werkzeug's HTTP
 exceptions; this module closes the gaps its version 36 leaves (LIBRARY-NOTES.md):
 a body that is not a JSON object or nested too deep, a body over the size limit, a
@@ -10,11 +14,20 @@ echo a secret the request carried (FlaskSimpleAuth's cast errors echo the value)
 import base64
 import binascii
 import json
+import logging
+import sqlite3
 
 import flask
+import FlaskSimpleAuth as fsa
+import psycopg
 import werkzeug.exceptions
 
-from database import json_error
+log = logging.getLogger("kiva.errors")
+
+DB_ERRORS = (sqlite3.Error, psycopg.Error)
+# what a query may raise: a driver's error, or the ErrorResponse refusal() made of it
+DB_FAILURES = (*DB_ERRORS, fsa.ErrorResponse)
+UNAVAILABLE = "database unavailable, please retry later"
 
 MAX_MESSAGE = 1000  # an error message echoes user input: keep it readable
 
@@ -24,6 +37,68 @@ REDACTED = "***"
 MIN_SECRET = 4
 # the messages of FlaskSimpleAuth's parameter checks, which quote the value refused
 PARAMETER_ERRORS = ('parameter "', "error on parameter ")
+
+
+def json_error(message: str, status: int) -> flask.Response:
+    """An error response in the format of every other one: {"error": message}."""
+    res = flask.jsonify({"error": message})
+    res.status_code = status
+    return res
+
+
+def unavailable(e: BaseException) -> fsa.ErrorResponse:
+    """The database cannot answer: this whole request will be a 503.
+
+    The flag matters where FlaskSimpleAuth catches the error itself: a lookup
+    failing during authentication would otherwise end as a plain 401.
+    """
+    log.error(f"database unavailable: {e}")
+    if flask.has_app_context():  # not when the pool opens its first connection at start-up
+        flask.g.kiva_db_unavailable = True
+    return fsa.ErrorResponse(UNAVAILABLE, 503)
+
+
+def refusal(e: BaseException) -> BaseException:
+    """The HTTP answer to a database refusal or failure, or the error itself if a bug.
+
+    anodb calls it on a failed query, so that FlaskSimpleAuth answers the
+    ErrorResponse at once; error_response uses it for the errors raised while
+    reading rows or ending the transaction.
+    """
+    # statement_timeout (server.conf): in Kiva only an unselective filter on a large
+    # table runs that long, an input to change; lock_timeout: a busy row, to retry
+    if isinstance(e, psycopg.errors.QueryCanceled):
+        return fsa.ErrorResponse("this request ran too long: use a more selective filter", 400)
+    if isinstance(e, psycopg.errors.LockNotAvailable):
+        return fsa.ErrorResponse("the data is busy, please retry", 503, headers={"Retry-After": "1"})
+    if isinstance(e, (psycopg.OperationalError, psycopg.InterfaceError, sqlite3.OperationalError)):
+        return unavailable(e)
+    if isinstance(e, psycopg.InternalError) and e.sqlstate is None:
+        # psycopg's own, not the server's: a connection dying mid-answer (PgBouncer passing
+        # on a shutdown: "received 2 results from command 'BEGIN'") is lost, not a bug
+        return unavailable(e)
+    if isinstance(e, psycopg.errors.UniqueViolation) or (isinstance(e, sqlite3.IntegrityError) and "UNIQUE" in str(e)):
+        return fsa.ErrorResponse("conflict: this name is already taken", 409)
+    if isinstance(e, psycopg.errors.ForeignKeyViolation) or (
+        isinstance(e, sqlite3.IntegrityError) and "FOREIGN KEY" in str(e)
+    ):
+        return fsa.ErrorResponse("conflict: still referenced, or referencing nothing", 409)
+    if isinstance(e, (sqlite3.IntegrityError, psycopg.IntegrityError, psycopg.DataError)):
+        return fsa.ErrorResponse("invalid value", 400)
+    if isinstance(e, OverflowError):  # SQLite binds 64-bit integers at most
+        return fsa.ErrorResponse("integer out of range", 400)
+    return e
+
+
+def error_response(e: BaseException) -> flask.Response:
+    """Flask error handler for database errors and for the ErrorResponse they map to."""
+    answer = e if isinstance(e, fsa.ErrorResponse) else refusal(e)
+    if isinstance(answer, fsa.ErrorResponse):
+        res = json_error(answer.message, answer.status)
+        res.headers.update(answer.headers or {})
+        return res
+    log.error(f"unexpected database error: {e!r}")
+    return json_error("internal database error", 500)
 
 
 def check_json_body():
@@ -109,8 +184,9 @@ def json_errors(res: flask.Response) -> flask.Response:
 
 
 def init_app(app: flask.Flask):
+    """The body size limit and the error handlers (app.py registers the request hooks)."""
     if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask's default: no limit
         app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # larger bodies get a 413
-    app.before_request(check_json_body)
     app.register_error_handler(405, method_not_allowed)
-    app.after_request(json_errors)
+    for error in (*DB_ERRORS, OverflowError):
+        app.register_error_handler(error, error_response)

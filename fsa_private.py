@@ -5,8 +5,7 @@ library has no hook to refuse a token that is valid but revoked: a token of a
 deleted user, or one obtained before its user's last password change. Its public
 `app.authentication(scheme, hook)` can replace the "token" scheme, but not reach
 the original to call it: this module keeps the original (the only private access)
-and wraps it. tests/test_security.py (tokens dying with their password) and
-tests/test_tokens.py fail if the library changes under it.
+and wraps it. tests/test_library_workarounds.py fails if the library changes under it.
 """
 
 import flask

@@ -1,31 +1,31 @@
 """Owned objects: object-level permissions (True → 200, False → 403, None → 404)."""
 
+import functools
+
 import FlaskSimpleAuth as fsa
 
 from database import db
 from model import Int64, Limit, Name
 from paging import DEFAULT_LIMIT, FIRST, page
 
-owned = fsa.Blueprint("owned", __name__)
+blueprint = fsa.Blueprint("owned", __name__)
 
 
 # GET /owned, GET /object: every object, for administrators
-@owned.get("/owned", authz="ADMIN")
-@owned.get("/object", authz="ADMIN", endpoint="get_object")
+@blueprint.get("/owned", authz="ADMIN")
+@blueprint.get("/object", authz="ADMIN", endpoint="get_object")
 def get_owned(after: Int64 = FIRST, limit: Limit = DEFAULT_LIMIT):
-    rows = list(db.get_owned_page(after=after, lim=limit + 1))
-    return page(rows, "oid", limit)
+    return page(db.get_owned_page, "oid", after, limit)
 
 
 # GET /owned/<uid>: the objects of this user, for them or an administrator
-@owned.get("/owned/<uid>", authz=("user", "uid"))
+@blueprint.get("/owned/<uid>", authz=("user", "uid"))
 def get_owned_uid(uid: int, after: Int64 = FIRST, limit: Limit = DEFAULT_LIMIT):
-    rows = list(db.get_owned_uid_page(uid=uid, after=after, lim=limit + 1))
-    return page(rows, "oid", limit)
+    return page(functools.partial(db.get_owned_uid_page, uid=uid), "oid", after, limit)
 
 
 # POST /object: a new object owned by the caller
-@owned.post("/object", authz="AUTH")
+@blueprint.post("/object", authz="AUTH")
 def post_object(user: fsa.CurrentUser, object: Name):
     oid = db.add_object(object=object, login=user)
     fsa.checkVal(oid, f"you own this object already: {object}", 409)
@@ -33,7 +33,7 @@ def post_object(user: fsa.CurrentUser, object: Name):
 
 
 # GET /object/<oid>: an object, for its owner
-@owned.get("/object/<oid>", authz=("owned", "oid"))
+@blueprint.get("/object/<oid>", authz=("owned", "oid"))
 def get_object_oid(oid: int):
     res = db.get_object_oid(oid=oid)
     fsa.checkVal(res, f"no such object: {oid}", 404)
@@ -41,7 +41,7 @@ def get_object_oid(oid: int):
 
 
 # PATCH /object/<oid>: rename an object, for its owner
-@owned.patch("/object/<oid>", authz=("owned", "oid"))
+@blueprint.patch("/object/<oid>", authz=("owned", "oid"))
 def patch_object_oid(oid: int, object: Name):
     res = db.upd_object_oid(oid=oid, object=object)
     fsa.checkVal(res, f"no such object: {oid}", 404)
@@ -49,7 +49,7 @@ def patch_object_oid(oid: int, object: Name):
 
 
 # DELETE /object/<oid>: delete an object, for its owner
-@owned.delete("/object/<oid>", authz=("owned", "oid"))
+@blueprint.delete("/object/<oid>", authz=("owned", "oid"))
 def delete_object_oid(oid: int):
     res = db.del_object_oid(oid=oid)
     fsa.checkVal(res, f"no such object: {oid}", 404)

@@ -2,9 +2,11 @@
 
 A list query fetches one row more than the page: when it comes, the response
 carries `Link: <…?after=N&limit=L>; rel="next"` (filters kept), so that a client
-never mistakes a page for the whole list.
+never mistakes a page for the whole list. A route hands `page` its list query
+(path parameters bound with functools.partial) and its filters.
 """
 
+from collections.abc import Callable, Iterable
 from urllib.parse import urlencode
 
 import flask
@@ -18,14 +20,20 @@ FIRST = Int64(0)
 DEFAULT_LIMIT = Limit(100)
 
 
-def page(rows: list[dict], key: str, limit: int, **filters) -> tuple[flask.Response, int]:
-    """The JSON response for one page of `limit + 1` fetched rows, ordered by `key`."""
+def page(
+    query: Callable[..., Iterable[dict]], key: str, after: int, limit: int, link: dict | None = None, **filters
+) -> tuple[flask.Response, int]:
+    """The JSON response for the page of `query`'s rows whose `key` is above `after`.
+
+    The filters go to the query and into the next page's link, with `link`'s extras.
+    """
+    rows = list(query(after=after, lim=limit + 1, **filters))
     if len(rows) <= limit:
         return fsa.jsonify(rows), 200
     rows = rows[:limit]
-    query = {k: v for k, v in filters.items() if v is not None}
-    query.update(after=rows[-1][key], limit=limit)
+    params = {k: v for k, v in {**filters, **(link or {})}.items() if v is not None}
+    params.update(after=rows[-1][key], limit=limit)
     res = fsa.jsonify(rows)
-    url = flask.request.script_root + flask.request.path + "?" + urlencode(query)
+    url = flask.request.script_root + flask.request.path + "?" + urlencode(params)
     res.headers["Link"] = f'<{url}>; rel="next"'
     return res, 200

@@ -1,25 +1,33 @@
 """Service routes: /version proves the whole chain works, /health is for monitoring."""
 
+import logging
+import typing
+
 import flask
 import FlaskSimpleAuth as fsa
 
-from database import DB_FAILURES, db, log
+from database import db
+from errors import DB_FAILURES
+
+log = logging.getLogger("kiva.service")
+
+# the running app as FlaskSimpleAuth's Flask: its methods (current_user…) typed
+current_app = typing.cast(fsa.Flask, flask.current_app)
 
 VERSION = "1.0.0"
 
-service = fsa.Blueprint("service", __name__)
+blueprint = fsa.Blueprint("service", __name__)
 
 
 # GET /version: app name and version, current user if any, time from the database
-@service.get("/version", authz="OPEN")
+@blueprint.get("/version", authz="OPEN")
 def get_version():
-    app = flask.current_app
-    user = app.get_user(required=False)  # type: ignore[attr-defined]
-    return {"app": app.name, "version": VERSION, "user": user, "now": db.now()}, 200
+    user = current_app.get_user(required=False)
+    return {"app": current_app.name, "version": VERSION, "user": user, "now": db.now()}, 200
 
 
 # GET /health: 200 when the database answers, 503 when it does not
-@service.get("/health", authz="OPEN")
+@blueprint.get("/health", authz="OPEN")
 def get_health():
     try:
         db.now()

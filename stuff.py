@@ -6,18 +6,17 @@ from database import db
 from model import Int64, Limit, Name, Pattern
 from paging import ALL, DEFAULT_LIMIT, FIRST, page
 
-stuff = fsa.Blueprint("stuff", __name__)
+blueprint = fsa.Blueprint("stuff", __name__)
 
 
 # GET /stuff: all stuff, or those matching a LIKE pattern, by pages
-@stuff.get("/stuff", authz="OPEN")
+@blueprint.get("/stuff", authz="OPEN")
 def get_stuff(filter: Pattern = ALL, after: Int64 = FIRST, limit: Limit = DEFAULT_LIMIT):
-    rows = list(db.get_stuff_page(filter=filter, after=after, lim=limit + 1))
-    return page(rows, "sid", limit, filter=filter)
+    return page(db.get_stuff_page, "sid", after, limit, filter=filter)
 
 
 # POST /stuff: add new stuff
-@stuff.post("/stuff", authz="OPEN")
+@blueprint.post("/stuff", authz="OPEN")
 def post_stuff(stuff: Name):
     sid = db.add_stuff(stuff=stuff)
     fsa.checkVal(sid, f"stuff already exists: {stuff}", 409)
@@ -25,7 +24,7 @@ def post_stuff(stuff: Name):
 
 
 # GET /stuff/<sid>: get this stuff
-@stuff.get("/stuff/<sid>", authz="OPEN")
+@blueprint.get("/stuff/<sid>", authz="OPEN")
 def get_stuff_sid(sid: int):
     res = db.get_stuff_sid(sid=sid)
     fsa.checkVal(res, f"no such sid: {sid}", 404)
@@ -33,7 +32,7 @@ def get_stuff_sid(sid: int):
 
 
 # PUT /stuff/<sid>, PATCH /stuff/<sid>: rename this stuff
-@stuff.route("/stuff/<sid>", methods=["PUT", "PATCH"], authz="OPEN")
+@blueprint.route("/stuff/<sid>", methods=["PUT", "PATCH"], authz="OPEN")
 def put_stuff_sid(sid: int, stuff: Name):
     res = db.upd_stuff_sid(sid=sid, stuff=stuff)
     fsa.checkVal(res, f"no such sid: {sid}", 404)
@@ -41,7 +40,7 @@ def put_stuff_sid(sid: int, stuff: Name):
 
 
 # DELETE /stuff/<sid>: delete this stuff
-@stuff.delete("/stuff/<sid>", authz="OPEN")
+@blueprint.delete("/stuff/<sid>", authz="OPEN")
 def delete_stuff_sid(sid: int):
     res = db.del_stuff_sid(sid=sid)
     fsa.checkVal(res, f"no such sid: {sid}", 404)

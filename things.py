@@ -6,13 +6,15 @@ database.py turns the refusal into the answer. A route asks a second question
 only to tell which of two answers a refusal means (no such owner, or a conflict).
 """
 
+import functools
+
 import FlaskSimpleAuth as fsa
 
 from database import db
 from model import Int64, Limit, Mail, Name, Pattern, Price
 from paging import ALL, DEFAULT_LIMIT, FIRST, page
 
-things = fsa.Blueprint("things", __name__)
+blueprint = fsa.Blueprint("things", __name__)
 
 
 #
@@ -21,14 +23,13 @@ things = fsa.Blueprint("things", __name__)
 
 
 # GET /owners: all owners, or those whose name matches a LIKE pattern, by pages
-@things.get("/owners", authz="AUTH")
+@blueprint.get("/owners", authz="AUTH")
 def get_owners(filter: Pattern = ALL, after: Int64 = FIRST, limit: Limit = DEFAULT_LIMIT):
-    rows = list(db.get_owner_page(filter=filter, after=after, lim=limit + 1))
-    return page(rows, "oid", limit, filter=filter)
+    return page(db.get_owner_page, "oid", after, limit, filter=filter)
 
 
 # POST /owners: add a new owner
-@things.post("/owners", authz="ADMIN")
+@blueprint.post("/owners", authz="ADMIN")
 def post_owners(oname: Name, omail: Mail):
     oid = db.add_owner(oname=oname, omail=omail)
     fsa.checkVal(oid, f"owner already exists: {oname}", 409)
@@ -36,7 +37,7 @@ def post_owners(oname: Name, omail: Mail):
 
 
 # GET /owners/<oid>: get this owner
-@things.get("/owners/<oid>", authz="AUTH")
+@blueprint.get("/owners/<oid>", authz="AUTH")
 def get_owners_oid(oid: int):
     res = db.get_owner_oid(oid=oid)
     fsa.checkVal(res, f"no such owner: {oid}", 404)
@@ -44,7 +45,7 @@ def get_owners_oid(oid: int):
 
 
 # PATCH /owners/<oid>: change the name or the mail address of this owner
-@things.patch("/owners/<oid>", authz="ADMIN")
+@blueprint.patch("/owners/<oid>", authz="ADMIN")
 def patch_owners_oid(oid: int, oname: Name | None = None, omail: Mail | None = None):
     fsa.checkVal(oname is not None or omail is not None, "nothing to update: oname or omail", 400)
     res = db.upd_owner_oid(oid=oid, oname=oname, omail=omail)
@@ -53,7 +54,7 @@ def patch_owners_oid(oid: int, oname: Name | None = None, omail: Mail | None = N
 
 
 # PUT /owners/<oid>: replace the name and the mail address of this owner
-@things.put("/owners/<oid>", authz="ADMIN")
+@blueprint.put("/owners/<oid>", authz="ADMIN")
 def put_owners_oid(oid: int, oname: Name, omail: Mail):
     res = db.upd_owner_oid(oid=oid, oname=oname, omail=omail)
     fsa.checkVal(res, f"no such owner: {oid}", 404)
@@ -61,7 +62,7 @@ def put_owners_oid(oid: int, oname: Name, omail: Mail):
 
 
 # DELETE /owners/<oid>: delete this owner, refused (409) while they have things
-@things.delete("/owners/<oid>", authz="ADMIN")
+@blueprint.delete("/owners/<oid>", authz="ADMIN")
 def delete_owners_oid(oid: int):
     res = db.del_owner_oid(oid=oid)
     fsa.checkVal(res, f"no such owner: {oid}", 404)
@@ -69,11 +70,11 @@ def delete_owners_oid(oid: int):
 
 
 # GET /owners/<oid>/things: the things of this owner, by pages
-@things.get("/owners/<oid>/things", authz="AUTH")
+@blueprint.get("/owners/<oid>/things", authz="AUTH")
 def get_owners_oid_things(oid: int, after: Int64 = FIRST, limit: Limit = DEFAULT_LIMIT):
     fsa.checkVal(db.get_owner_oid(oid=oid), f"no such owner: {oid}", 404)
-    rows = list(db.get_thing_oid_page(oid=oid, filter=ALL, pmin=None, pmax=None, after=after, lim=limit + 1))
-    return page(rows, "tid", limit)
+    things_of = functools.partial(db.get_thing_oid_page, oid=oid, filter=ALL, pmin=None, pmax=None)
+    return page(things_of, "tid", after, limit)
 
 
 #
@@ -82,7 +83,7 @@ def get_owners_oid_things(oid: int, after: Int64 = FIRST, limit: Limit = DEFAULT
 
 
 # GET /things: all things, or those matching a LIKE pattern, an owner, a price range, by pages
-@things.get("/things", authz="AUTH")
+@blueprint.get("/things", authz="AUTH")
 def get_things(
     filter: Pattern = ALL,
     oid: Int64 | None = None,
@@ -91,13 +92,13 @@ def get_things(
     after: Int64 = FIRST,
     limit: Limit = DEFAULT_LIMIT,
 ):
-    query = {"filter": filter, "pmin": pmin, "pmax": pmax, "after": after, "lim": limit + 1}
-    rows = list(db.get_thing_oid_page(oid=oid, **query) if oid is not None else db.get_thing_page(**query))
-    return page(rows, "tid", limit, filter=filter, oid=oid, pmin=pmin, pmax=pmax)
+    # an owner's things: a query of its own, on the (oid, tid) index
+    query = functools.partial(db.get_thing_oid_page, oid=oid) if oid is not None else db.get_thing_page
+    return page(query, "tid", after, limit, link={"oid": oid}, filter=filter, pmin=pmin, pmax=pmax)
 
 
 # POST /things: add a new thing to an owner
-@things.post("/things", authz="ADMIN")
+@blueprint.post("/things", authz="ADMIN")
 def post_things(tname: Name, oid: Int64, tprice: Price):
     tid = db.add_thing(tname=tname, oid=oid, tprice=tprice)
     if tid is None:  # no such owner, or a thing of that name already
@@ -107,7 +108,7 @@ def post_things(tname: Name, oid: Int64, tprice: Price):
 
 
 # GET /things/<tid>: get this thing
-@things.get("/things/<tid>", authz="AUTH")
+@blueprint.get("/things/<tid>", authz="AUTH")
 def get_things_tid(tid: int):
     res = db.get_thing_tid(tid=tid)
     fsa.checkVal(res, f"no such thing: {tid}", 404)
@@ -115,14 +116,14 @@ def get_things_tid(tid: int):
 
 
 # PATCH /things/<tid>: change the name, the owner or the price of this thing
-@things.patch("/things/<tid>", authz="ADMIN")
+@blueprint.patch("/things/<tid>", authz="ADMIN")
 def patch_things_tid(tid: int, tname: Name | None = None, oid: Int64 | None = None, tprice: Price | None = None):
     fsa.checkVal((tname, oid, tprice) != (None, None, None), "nothing to update: tname, oid or tprice", 400)
     return update_thing(tid, tname, oid, tprice)
 
 
 # PUT /things/<tid>: replace the name, the owner and the price of this thing
-@things.put("/things/<tid>", authz="ADMIN")
+@blueprint.put("/things/<tid>", authz="ADMIN")
 def put_things_tid(tid: int, tname: Name, oid: Int64, tprice: Price):
     return update_thing(tid, tname, oid, tprice)
 
@@ -136,7 +137,7 @@ def update_thing(tid: int, tname: str | None, oid: int | None, tprice: float | N
 
 
 # DELETE /things/<tid>: delete this thing
-@things.delete("/things/<tid>", authz="ADMIN")
+@blueprint.delete("/things/<tid>", authz="ADMIN")
 def delete_things_tid(tid: int):
     res = db.del_thing_tid(tid=tid)
     fsa.checkVal(res, f"no such thing: {tid}", 404)

@@ -29,7 +29,8 @@ import time
 import flask
 import FlaskSimpleAuth as fsa
 
-from database import DB_FAILURES, db
+from database import db
+from errors import DB_FAILURES
 from security import client_address
 
 log = logging.getLogger("kiva.throttle")
@@ -101,8 +102,7 @@ def count(res: flask.Response) -> flask.Response:
 
 
 def init_app(app: flask.Flask):
-    """Register the hook; call before database.init_app so that it runs after the commit."""
+    """The settings (app.py runs `count` after the request's transaction)."""
     app.config.setdefault("KIVA_THROTTLE_FAILURES", 5)
     app.config.setdefault("KIVA_THROTTLE_ADDRESS_FAILURES", 20)
     app.config.setdefault("KIVA_THROTTLE_SECONDS", 300.0)
-    app.after_request(count)

@@ -203,12 +203,10 @@ def invalidate(res: flask.Response) -> flask.Response:
 
 
 def init_app(app: flask.Flask):
-    """Connect to KIVA_REDIS if set; call before throttle.init_app and database.init_app,
-    so that the hook runs after their commits (Flask runs after-request hooks in reverse)."""
+    """Connect to KIVA_REDIS if set (app.py runs `invalidate` after the commits)."""
     global cache
     url = app.config.get("KIVA_REDIS")
     if not url:
         return
     cache = Cache(url)
-    app.after_request(invalidate)
     log.info(f"shared cache: redis at {url.split('@')[-1]}")

@@ -3,22 +3,22 @@
 import time
 import typing
 
+import flask
 import FlaskSimpleAuth as fsa
-from flask import current_app
 
 import auth
 from database import db
 from model import Int64, Limit, Name, Pattern, User
 from paging import ALL, DEFAULT_LIMIT, FIRST, page
 
-# the running app, FlaskSimpleAuth's Flask (hash_password, create_token…)
-app = typing.cast(fsa.Flask, current_app)
+# the running app as FlaskSimpleAuth's Flask: its methods (current_user…) typed
+current_app = typing.cast(fsa.Flask, flask.current_app)
 
-users = fsa.Blueprint("users", __name__)
+blueprint = fsa.Blueprint("users", __name__)
 
 
 # POST /register: anyone may create an account, without privileges
-@users.post("/register", authz="OPEN")
+@blueprint.post("/register", authz="OPEN")
 def post_register(login: Name, pword: str):
     # a taken login costs no bcrypt hash (the insert below still settles a race)
     fsa.checkVal(not auth.user_row(login), f"login already taken: {login}", 409)
@@ -28,45 +28,44 @@ def post_register(login: Name, pword: str):
 
 
 # GET /login, POST /login: a token for the user authenticated with a password
-@users.route("/login", methods=["GET", "POST"], authz="AUTH", authn=["basic", "param"])
+@blueprint.route("/login", methods=["GET", "POST"], authz="AUTH", authn=["basic", "param"])
 def get_login(user: fsa.CurrentUser):
     auth.wait_for_a_new_token_second(user)
-    return fsa.jsonify(app.create_token(user)), 200
+    return fsa.jsonify(current_app.create_token(user)), 200
 
 
 # GET /whoami: the authenticated user, whatever the scheme
-@users.get("/whoami", authz="AUTH")
+@blueprint.get("/whoami", authz="AUTH")
 def get_whoami(user: fsa.CurrentUser):
     return fsa.jsonify(user), 200
 
 
 # GET /qui-suis-je: the authenticated user, with a token only
-@users.get("/qui-suis-je", authz="AUTH", authn="token")
+@blueprint.get("/qui-suis-je", authz="AUTH", authn="token")
 def get_qui_suis_je(user: fsa.CurrentUser):
     return fsa.jsonify(user), 200
 
 
 # GET /hello: any authenticated user
-@users.get("/hello", authz="AUTH")
+@blueprint.get("/hello", authz="AUTH")
 def get_hello(user: fsa.CurrentUser):
     return fsa.jsonify(f"hello {user}!"), 200
 
 
 # GET /admin: administrators only
-@users.get("/admin", authz="ADMIN")
+@blueprint.get("/admin", authz="ADMIN")
 def get_admin(user: fsa.CurrentUser):
     return fsa.jsonify(f"hello admin {user}!"), 200
 
 
 # GET /users: all users, or those whose login matches a LIKE pattern, by pages
-@users.get("/users", authz="ADMIN")
+@blueprint.get("/users", authz="ADMIN")
 def get_users(filter: Pattern = ALL, after: Int64 = FIRST, limit: Limit = DEFAULT_LIMIT):
-    rows = list(db.get_user_page(filter=filter, after=after, lim=limit + 1))
-    return page(rows, "uid", limit, filter=filter)
+    return page(db.get_user_page, "uid", after, limit, filter=filter)
 
 
 # POST /users: an administrator adds a user
-@users.post("/users", authz="ADMIN")
+@blueprint.post("/users", authz="ADMIN")
 def post_users(user: User):
     pword = auth.hash_password(user.password)
     uid = db.add_user(login=user.login, pword=pword, isadmin=user.isAdmin, now=time.time())
@@ -75,7 +74,7 @@ def post_users(user: User):
 
 
 # GET /users/<uid>: the user themself or an administrator
-@users.get("/users/<uid>", authz=("user", "uid"))
+@blueprint.get("/users/<uid>", authz=("user", "uid"))
 def get_users_uid(uid: int):
     res = db.get_user_uid(uid=uid)
     fsa.checkVal(res, f"no such user: {uid}", 404)
@@ -84,7 +83,7 @@ def get_users_uid(uid: int):
 
 # PATCH /users/<uid>: the user changes their password (sending the current one); an
 # administrator changes anybody's password and isadmin
-@users.patch("/users/<uid>", authz=("user", "uid"))
+@blueprint.patch("/users/<uid>", authz=("user", "uid"))
 def patch_users_uid(
     uid: int,
     user: fsa.CurrentUser,
@@ -106,7 +105,7 @@ def patch_users_uid(
 
 
 # PUT /users/<uid>: an administrator replaces a user
-@users.put("/users/<uid>", authz="ADMIN")
+@blueprint.put("/users/<uid>", authz="ADMIN")
 def put_users_uid(uid: int, user: User):
     fsa.checkVal(user.uid == uid, "inconsistent user id", 400)
     pword = auth.hash_password(user.password)
@@ -116,7 +115,7 @@ def put_users_uid(uid: int, user: User):
 
 
 # DELETE /users/<uid>: an administrator deletes a user who owns no object
-@users.delete("/users/<uid>", authz="ADMIN")
+@blueprint.delete("/users/<uid>", authz="ADMIN")
 def delete_users_uid(uid: int):
     res = db.del_user_uid(uid=uid)
     fsa.checkVal(res, f"no such user: {uid}", 404)

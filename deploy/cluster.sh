@@ -41,7 +41,7 @@ redis_port=${CLUSTER_REDIS_PORT:-9430}
 export PG_PORT=${CLUSTER_PG_PORT:-5860}
 export PG_DIR=/tmp/kiva-pg-$PG_PORT
 # production durability: the drills check that no acknowledged write is lost
-export PG_OPTS="-c fsync=on -c synchronous_commit=on -c full_page_writes=on -c max_parallel_workers_per_gather=0"
+export PG_FSYNC=on
 dir=${CLUSTER_DIR:-/tmp/kiva-cluster-$front}
 cache=${CLUSTER_CACHE:-redis}
 db=kiva_cluster
@@ -141,6 +141,9 @@ node_deploy() {  # N [make deploy variables…]: deploy to node N, environment f
     APP_SECRET="$(secret)" "$@" >/dev/null
   local env=$target/kiva.env
   grep -q '^KIVA_PGBOUNCER=' "$env" || echo "KIVA_PGBOUNCER=1" >>"$env"
+  if [ -n "${APP_PASSWORD_SLOTS:-}" ]; then  # the drills' slow reads: bcrypt work at once
+    grep -q '^APP_PASSWORD_SLOTS=' "$env" || echo "APP_PASSWORD_SLOTS=$APP_PASSWORD_SLOTS" >>"$env"
+  fi
   if [ "$cache" = redis ]; then
     grep -q '^KIVA_REDIS=' "$env" || echo "KIVA_REDIS=redis://127.0.0.1:$redis_port/0" >>"$env"
   else

@@ -126,13 +126,13 @@ def test_cors_allow_list():
 def test_closed_route_answers_json_403():
     # Kiva declares authz on every route; a route that forgets it is CLOSE, and
     # FlaskSimpleAuth 36 answers a plain-text 403 under a JSON content type:
-    # errors.init_app turns any such body into {"error": …}
+    # errors.json_errors turns any such body into {"error": …}
     import FlaskSimpleAuth as fsa
 
     import errors
 
     app = fsa.Flask("closed", FSA_AUTH=["basic", "none"], FSA_ERROR_RESPONSE="json:error", FSA_LOGGING_LEVEL=50)
-    errors.init_app(app)
+    app.after_request(errors.json_errors)
 
     @app.get("/forgotten")
     def get_forgotten():  # no authz: CLOSE
