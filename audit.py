@@ -1,6 +1,8 @@
 """Audit trail: one log line per request, written after the response is decided.
 
-time client user method path status duration-ms — the user is the authenticated
+time client user method path status duration-ms — the time (when the answer was
+decided, to the millisecond) and the duration say when the request was in flight,
+which proves concurrency in the tests; the user is the authenticated
 login or "-". User-controlled fields are percent-encoded, so that a login or a
 path holding a newline, a space or a control character cannot forge a line. The
 query string is never logged, nor any header: no password nor token reaches a log.
@@ -30,6 +32,13 @@ def field(value: str | None) -> str:
     return quote(value, safe=SAFE) if value else "-"
 
 
+def timestamp() -> str:
+    """Now, local time, ISO 8601 to the millisecond: 2026-11-27T18:48:47.123+0000."""
+    now = time.time()
+    local = time.localtime(now)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', local)}.{int(now % 1 * 1000):03d}{time.strftime('%z', local)}"
+
+
 def start_clock():
     flask.g.kiva_start = time.perf_counter()
 
@@ -40,7 +49,7 @@ def audit_line(res: flask.Response) -> flask.Response:
     ms = (time.perf_counter() - start) * 1000 if start else 0.0
     user = current_app.current_user()
     log.info(
-        f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {field(client_address())} {field(user)} "
+        f"{timestamp()} {field(client_address())} {field(user)} "
         f"{field(req.method)} {field(req.path)} {res.status_code} {ms:.1f}"
     )
     return res

@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 make=${MAKE:-make}
 port=${APACHE_PORT:-8085}
 api=http://127.0.0.1:$port/api
-dir=$(mktemp -d /tmp/kiva-apache-check.XXXXXX)
+dir=$(mktemp -d /tmp/kiva-apache-check-$port.XXXXXX)  # the port: side-by-side runs
 chmod 755 "$dir"
 
 deploy() {
@@ -51,7 +51,8 @@ $make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
 echo "test-apache: the external test suite through Apache at $api"
 # the audit tests read the app's log lines: the virtual host's error log, whose
 # "[pid N:…]" prefixes show test_freshness.py which of the processes answered
-KIVA_AUDIT_LOG=$dir/apache/kiva-error.log KIVA_SERVER_PROCESSES=${APACHE_PROCESSES:-2} FLASK_TESTER_APP=$api \
+# (KIVA_DEPLOYED: the production configuration, server.conf, whose bcrypt cost is checked)
+KIVA_AUDIT_LOG=$dir/apache/kiva-error.log KIVA_SERVER_PROCESSES=${APACHE_PROCESSES:-2} KIVA_DEPLOYED=1 FLASK_TESTER_APP=$api \
   ${PYTEST:-venv/bin/pytest}
 
 echo "test-apache: security of the deployment"

@@ -83,6 +83,7 @@ GRANT CONNECT ON DATABASE :"db" TO :"role";
 -- the public schema is the owner's: only it creates objects there
 ALTER SCHEMA public OWNER TO :"owner";
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
+REVOKE ALL ON SCHEMA public FROM :"role";  -- a database from before the split granted it all
 GRANT USAGE ON SCHEMA public TO :"role";
 -- tables already there (a database from before the split) become the owner's
 SELECT format('ALTER TABLE %I OWNER TO %I', tablename, :'owner') FROM pg_tables WHERE schemaname = 'public' \gexec

@@ -22,7 +22,7 @@ port=${OUTAGE_APACHE_PORT:-8095}
 db=kiva_outage
 kiva_db="host=$PG_DIR port=$PG_PORT dbname=$db user=kiva"
 owner_db="host=$PG_DIR port=$PG_PORT dbname=$db user=kiva_owner"
-dir=$(mktemp -d /tmp/kiva-outage.XXXXXX)
+dir=$(mktemp -d /tmp/kiva-outage-$port.XXXXXX)  # the port: side-by-side runs
 chmod 755 "$dir"
 
 cleanup() {

@@ -177,6 +177,8 @@ class Drill:
                 self.fail(f"{where}: no answer within {TIMEOUT} s: {e['text']}")
             elif e["status"] >= 500 and e["status"] != 503:
                 self.fail(f"{where}: {e['status']} {e['text'][:200]}")
+            elif 400 <= e["status"] < 500:  # the drill sends valid requests only: any 4xx is a bug
+                self.fail(f"{where}: {e['status']} {e['text'][:200]}")
             elif e["op"] == "GET /health" and e["status"] == 503:  # {"status", "db"} too, for monitoring
                 if not (isinstance(e["json"], dict) and e["json"].get("db") == "unreachable" and "error" in e["json"]):
                     self.fail(f"{where}: 503 {e['text'][:200]}")
@@ -227,6 +229,7 @@ class Drill:
             if sid in rows:
                 self.fail(f"acknowledged DELETE of sid {sid} not applied")
         lost_acks = 0
+        refused_checked = 0  # writes answered 503, checked not applied
         for sid, error in unsure.items():  # a DELETE answered 503: the row untouched…
             if sid not in rows:  # …or deleted by a commit whose acknowledgement was lost
                 if "commit" in error:
@@ -235,12 +238,21 @@ class Drill:
                     self.fail(f"DELETE of sid {sid} answered 503 ({error}) but applied")
             elif rows[sid] != self.acked[sid]:
                 self.fail(f"sid {sid} changed: {rows[sid]!r}")
+            else:
+                refused_checked += 1
         for name, error in self.unacked_posts:
             if name in present:
                 if "commit" in error:  # the commit's outcome was unknown to the server itself
                     lost_acks += 1
                 else:
                     self.fail(f"POST {name} answered 503 ({error}) but applied")
+            else:
+                refused_checked += 1
+        # the outages must have refused writes, and the check above must have seen them absent
+        if refused_checked < 1:
+            self.fail("no write answered 503 was checked absent: the drill proved nothing about refused writes")
+        if not self.acked or not self.deleted:
+            self.fail(f"{len(self.acked)} acknowledged POST, {len(self.deleted)} acknowledged DELETE: too few")
         # every other row of the drill was acknowledged (or its acknowledgement lost)
         expected = set(self.acked.values()) | {name for name, _ in self.unacked_posts}
         for name in set(present) - expected:
@@ -258,7 +270,8 @@ class Drill:
         print(
             f"outage: {len(self.acked)} acknowledged POST, {len(self.deleted)} acknowledged DELETE checked "
             f"(psql and API); {len(self.unacked_posts)} POST and {len(unsure)} DELETE answered 503, "
-            f"{lost_acks} of them applied by a commit whose acknowledgement was lost"
+            f"{refused_checked} of them checked not applied, "
+            f"{lost_acks} applied by a commit whose acknowledgement was lost"
         )
         with psycopg.connect(self.conninfo) as conn:  # leave no drill rows behind
             conn.execute("DELETE FROM Stuff WHERE stuff LIKE %s", (self.prefix + "-%",))

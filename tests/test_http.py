@@ -1,7 +1,7 @@
 """HTTP-level behaviour: every error is JSON with the right status, security headers."""
 
 import pytest
-from conftest import EXTERNAL, basic
+from helpers import EXTERNAL, basic
 
 JSON = {"Content-Type": "application/json"}
 MALFORMED, NOT_AN_OBJECT = "malformed or empty JSON body", "the JSON body must be an object of parameters"

@@ -10,7 +10,7 @@ import time
 import anodb
 import FlaskSimpleAuth as fsa
 import pytest
-from conftest import EXTERNAL
+from helpers import EXTERNAL
 
 pytestmark = pytest.mark.skipif(EXTERNAL, reason="builds library objects in-process")
 

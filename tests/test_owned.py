@@ -1,6 +1,6 @@
 """Owned objects: the object permissions transcripts, and the CRUD of one's objects."""
 
-from conftest import SEED_PASSWORDS, basic, unique
+from helpers import SEED_PASSWORDS, basic, unique
 
 
 def test_owned_transcripts(api):

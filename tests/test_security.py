@@ -10,7 +10,7 @@ import os
 import threading
 
 import pytest
-from conftest import EXTERNAL, SEED_PASSWORDS, basic, bearer, new_address, register, unique
+from helpers import EXTERNAL, SEED_PASSWORDS, basic, bearer, new_address, register, unique
 
 LIMIT = 5  # failed password checks of one login within the window (app.conf)
 REFUSAL = {"error": "too many failed logins, retry later"}
@@ -189,7 +189,7 @@ def test_password_checks_bounded(api):
 
 
 def forge_token_for(login: str) -> str:
-    from conftest import forge_token
+    from helpers import forge_token
 
     return forge_token(login)
 

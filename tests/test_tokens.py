@@ -1,6 +1,6 @@
 """Token authentication: FlaskSimpleAuth tokens as bearer, with a lifetime and a secret."""
 
-from conftest import basic, bearer, forge_token, unique
+from helpers import basic, bearer, forge_token, unique
 
 BAD_TOKEN = {"error": "invalid token"}
 

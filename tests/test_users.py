@@ -3,7 +3,8 @@
 import datetime
 import json
 
-from conftest import SEED_PASSWORDS, basic, in_parallel, register, unique
+import pytest
+from helpers import SEED_PASSWORDS, basic, in_parallel, register, unique
 
 ADMIN = basic("calvin", SEED_PASSWORDS["calvin"])
 
@@ -57,13 +58,18 @@ def test_register_bad_parameters(api):
 
 
 def test_register_concurrently(api):
-    login = unique("race")
-    data = {"login": login, "pword": "password"}
-    results = in_parallel([("POST", "/register", {"data": data})] * 2)
-    statuses = sorted(status for status, _ in results)
-    assert statuses == [201, 409], results
-    uid = next(body["uid"] for status, body in results if status == 201)
-    api.delete(f"/users/{uid}", 204, login="calvin")
+    # until the server's audit lines show both requests in flight at once
+    for _ in range(10):
+        login = unique("race")
+        data = {"login": login, "pword": "password"}
+        results, overlapped = in_parallel([("POST", "/register", {"data": data})] * 2)
+        statuses = sorted(status for status, _ in results)
+        assert statuses == [201, 409], results
+        uid = next(body["uid"] for status, body in results if status == 201)
+        api.delete(f"/users/{uid}", 204, login="calvin")
+        if overlapped:
+            return
+    pytest.fail("the two requests never overlapped on the server")
 
 
 def test_credentials_in_query_string_refused(api):
@@ -107,7 +113,9 @@ def test_users_pydantic_transcript(api):
     dad = {"uid": 424242, "login": unique("dad"), "password": "dad-pass", "isAdmin": True}
     assert api.put("/users/424242", 404, login="calvin", json={"user": dad}).json == {"error": "no such user: 424242"}
     # renaming to a taken login is a conflict
-    assert api.put(f"/users/{sid}", 409, login="calvin", json={"user": {**changed, "login": login}}).status_code
+    res = api.put(f"/users/{sid}", 409, login="calvin", json={"user": {**changed, "login": login}})
+    assert res.json == {"error": "conflict: this name is already taken"}
+    assert api.get(f"/users/{sid}", 200, login="calvin").json["login"] == sis
     for u in (uid, sid):
         api.delete(f"/users/{u}", 204, login="calvin")
 
