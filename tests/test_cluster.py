@@ -13,7 +13,7 @@ import os
 import pytest
 import redis
 import requests
-from conftest import bearer, new_address, unique
+from helpers import bearer, new_address, unique
 
 NODES = [url for url in os.environ.get("CLUSTER_NODES", "").split(",") if url]
 pytestmark = pytest.mark.skipif(len(NODES) < 2, reason="a cluster's nodes (CLUSTER_NODES): make test-cluster")
