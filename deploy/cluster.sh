@@ -193,6 +193,10 @@ defaults
   # CLUSTER_FORWARDFOR_EXCEPT: clients whose own X-Forwarded-For passes unchanged (a
   # proxy in front; the tests, which name an address of their own per test)
   option forwardfor${CLUSTER_FORWARDFOR_EXCEPT:+ except $CLUSTER_FORWARDFOR_EXCEPT}
+  # a new connection to a node for each request: a request sent on a kept-alive connection
+  # to a node that just died cannot be told from one it received, and is not retried if a
+  # write (the kill drill saw it); a refused connection is always retried (conn-failure)
+  option http-server-close
   # a failed attempt is tried again (3 times), each time on another node
   retries 3
   option redispatch 1
