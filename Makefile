@@ -193,7 +193,7 @@ cluster-status:
 
 # a new cluster in its own folder: the whole external test suite through HAProxy, the
 # freshness of the shared cache across the nodes, then the drills (tests/cluster_drills.py)
-test-cluster: export APP_THROTTLE_SECONDS = 8
+test-cluster: export APP_THROTTLE_SECONDS = 20
 test-cluster: export APP_TRUSTED_PROXIES = 127.0.0.1
 test-cluster: export CLUSTER_FORWARDFOR_EXCEPT = 127.0.0.0/8
 # the kill drill's slow reads (bcrypt) at once on a node: more than the 2 slots of production
