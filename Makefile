@@ -46,7 +46,7 @@ TEST_DEPLOY_DB ?= kiva_test_deploy
 .PHONY: help venv db run start stop pg-start pg-stop check system-deps check-stages test-in-process-and-ext lint \
   test-sqlite test-pg test-ext test-apache test-outage fuzz deploy db-setup apache-start apache-stop bench flood \
   bench-metrics bench-profile bench-instructions test-schema backup restore migrate test-restore test-pitr test-drills \
-  clean
+  cluster-start cluster-stop cluster-status test-cluster bench-cluster clean
 
 help:
 	@echo "make run    # set up (venv, SQLite database) and serve on http://127.0.0.1:$(APP_PORT)"
@@ -236,6 +236,44 @@ PITR_APP_PORT ?= 9386
 PITR_ROWS ?= 20000
 test-pitr: venv
 	$(BIN)/python tests/pitr_drill.py $(PITR_PG_PORT) $(PITR_SCRATCH_PORT) $(PITR_APP_PORT) $(PITR_ROWS)
+
+# beyond one server (deploy/cluster.sh, README "Several servers"): HAProxy on CLUSTER_FRONT_PORT
+# (runtime API socket in CLUSTER_DIR, stats page on CLUSTER_STATS_PORT), two Kiva nodes under
+# Apache, PgBouncer, Redis (CLUSTER_CACHE=redis|none), PostgreSQL with fsync on
+CLUSTER_FRONT_PORT ?= 9400
+CLUSTER_STATS_PORT ?= 9401
+CLUSTER_NODE1_PORT ?= 9410
+CLUSTER_NODE2_PORT ?= 9411
+CLUSTER_PGBOUNCER_PORT ?= 9420
+CLUSTER_REDIS_PORT ?= 9430
+CLUSTER_PG_PORT ?= 5860
+CLUSTER_DIR ?= /tmp/kiva-cluster-$(CLUSTER_FRONT_PORT)
+CLUSTER_CACHE ?= redis
+export CLUSTER_FRONT_PORT CLUSTER_STATS_PORT CLUSTER_NODE1_PORT CLUSTER_NODE2_PORT CLUSTER_PGBOUNCER_PORT \
+  CLUSTER_REDIS_PORT CLUSTER_PG_PORT CLUSTER_DIR CLUSTER_CACHE
+cluster-start: venv
+	MAKE="$(MAKE) --no-print-directory" deploy/cluster.sh start
+
+cluster-stop:
+	MAKE="$(MAKE) --no-print-directory" deploy/cluster.sh stop
+
+cluster-status:
+	deploy/cluster.sh status
+
+# a new cluster in its own folder: the whole external test suite through HAProxy, the
+# freshness of the shared cache across the nodes, then the drills (tests/cluster_drills.py)
+test-cluster: export APP_THROTTLE_SECONDS = 20
+test-cluster: export APP_TRUSTED_PROXIES = 127.0.0.1
+test-cluster: export CLUSTER_FORWARDFOR_EXCEPT = 127.0.0.0/8
+# the kill drill's slow reads (bcrypt) at once on a node: more than the 2 slots of production
+test-cluster: export APP_PASSWORD_SLOTS = 8
+test-cluster: system-deps venv
+	MAKE="$(MAKE) --no-print-directory" APP_SECRET=$(TEST_SECRET) PYTEST=$(BIN)/pytest PYTHON=$(BIN)/python \
+	  CLUSTER_DIR=$(CLUSTER_DIR)-test deploy/cluster-check.sh
+
+# Redis cache vs none through HAProxy: requests per second and PostgreSQL CPU per request
+bench-cluster: venv
+	MAKE="$(MAKE) --no-print-directory" PYTHON=$(BIN)/python CLUSTER_DIR=$(CLUSTER_DIR)-bench deploy/cluster-bench.sh
 
 # production: see README "Deploying". Refuses uncommitted changes, and runs make check
 # unless it passed on this commit; DEPLOY_FORCE=1 skips both.

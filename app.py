@@ -26,6 +26,7 @@ import service
 import stuff
 import things
 import throttle
+import usercache
 import users
 from model import PathId
 
@@ -49,6 +50,7 @@ AFTER_REQUEST = [
     auth.restore_refusal,  # a throttled or busy password check, a refused token: the answer
     database.end_transaction,  # commit below 400, roll back otherwise
     throttle.count,  # failed password checks, in a transaction of their own
+    usercache.invalidate,  # the shared cache (if any): what the commits above changed
     errors.json_errors,  # every error a JSON object, no secret in it
     security.security_headers,
     metrics.count,  # the final status, as the audit line has it
@@ -61,6 +63,7 @@ app.teardown_request(database.release)  # roll back on an exception, return the 
 errors.init_app(app)
 security.init_app(app)
 throttle.init_app(app)
+usercache.init_app(app)
 database.init_app(app)
 auth.init_app(app)  # FlaskSimpleAuth's hooks: its request hooks come after the ones above
 metrics.init_app(app, database.probe)  # build info, dead processes' files, the probe of each scrape

@@ -32,6 +32,7 @@ import FlaskSimpleAuth as fsa
 
 import fsa_private
 import throttle
+import usercache
 from database import db
 from errors import body_params, json_error
 from model import Name
@@ -116,7 +117,8 @@ def lookup(login: str) -> dict:
     """
     memo = flask.g.setdefault("kiva_users", {})
     if login not in memo:
-        memo[login] = db.get_user_login(login=login, address=client_address())
+        address = client_address()
+        memo[login] = usercache.user(login, address, lambda: db.get_user_login(login=login, address=address))
     return memo[login]
 
 
@@ -192,14 +194,22 @@ def password_quality(password: str) -> bool:
 
 def can_access_owned(login: str, oid: int, _mode) -> bool | None:
     """Object permission "owned": True for its owner, False for others, None if no such object."""
-    res = db.can_access_owned(login=login, oid=oid)
-    return bool(res["allowed"]) if res else None
+
+    def load() -> bool | None:
+        res = db.can_access_owned(login=login, oid=oid)
+        return bool(res["allowed"]) if res else None
+
+    return usercache.permission("owned", oid, login, load)
 
 
 def can_access_user(login: str, uid: int, _mode) -> bool | None:
     """Object permission "user": the user themself or an admin; None if no such user."""
-    res = db.can_access_user(login=login, uid=uid)
-    return bool(res["allowed"]) if res else None
+
+    def load() -> bool | None:
+        res = db.can_access_user(login=login, uid=uid)
+        return bool(res["allowed"]) if res else None
+
+    return usercache.permission("user", uid, login, load)
 
 
 def token_issued(token: str) -> float:

@@ -77,6 +77,10 @@ def refusal(e: BaseException) -> BaseException:
         return fsa.ErrorResponse("the data is busy, please retry", 503, headers={"Retry-After": "1"})
     if isinstance(e, (psycopg.OperationalError, psycopg.InterfaceError, sqlite3.OperationalError)):
         return unavailable(e)
+    if isinstance(e, psycopg.InternalError) and e.sqlstate is None:
+        # psycopg's own, not the server's: a connection dying mid-answer (PgBouncer passing
+        # on a shutdown: "received 2 results from command 'BEGIN'") is lost, not a bug
+        return unavailable(e)
     if isinstance(e, psycopg.errors.UniqueViolation) or (isinstance(e, sqlite3.IntegrityError) and "UNIQUE" in str(e)):
         return fsa.ErrorResponse("conflict: this name is already taken", 409)
     if isinstance(e, psycopg.errors.ForeignKeyViolation) or (
