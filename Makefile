@@ -130,7 +130,7 @@ test-sqlite test-pg test-ext test-apache test-outage: export APP_TRUSTED_PROXIES
 test-ext test-apache: export KIVA_SEED_CHECK = 1
 # the scrape token of GET /metrics in test runs (tests/test_metrics.py reads it too)
 TEST_METRICS_TOKEN ?= kiva-test-metrics-token-not-for-production
-test-sqlite test-pg test-ext test-apache test-outage: export KIVA_METRICS_TOKEN = $(TEST_METRICS_TOKEN)
+test-sqlite test-pg test-ext test-apache test-outage test-cluster: export KIVA_METRICS_TOKEN = $(TEST_METRICS_TOKEN)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -43,6 +43,8 @@ def expected(rid: int, current: Callable[[], dict | None]) -> int | None:
         return None
     versions = set()
     for strong in req.if_match.as_set():
+        if not strong:  # an empty tag (If-Match: ""), which Werkzeug gives as None
+            continue
         rid_text, _, version = strong.partition("-")
         if rid_text == str(rid) and version.isdigit():
             versions.add(int(version))

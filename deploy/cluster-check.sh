@@ -25,7 +25,8 @@ eval "$(deploy/cluster.sh env)"
 export CLUSTER_API CLUSTER_NODES CLUSTER_SOCKET CLUSTER_DIR CLUSTER_PG CLUSTER_REDIS_PORT CLUSTER_LOG
 
 echo "test-cluster: the external test suite through HAProxy at $CLUSTER_API"
-KIVA_AUDIT_LOG=$CLUSTER_LOG KIVA_SERVER_PROCESSES=$((2 * ${APACHE_PROCESSES:-2})) FLASK_TESTER_APP=$CLUSTER_API "$pytest" -q
+KIVA_AUDIT_LOG=$CLUSTER_LOG KIVA_SERVER_PROCESSES=$((2 * ${APACHE_PROCESSES:-2})) KIVA_CLUSTER_NODES=2 \
+  FLASK_TESTER_APP=$CLUSTER_API "$pytest" -q
 
 echo "test-cluster: freshness of the shared cache across the nodes"
 FLASK_TESTER_APP=$CLUSTER_API "$pytest" -q tests/test_cluster.py

@@ -144,6 +144,9 @@ node_deploy() {  # N [make deploy variables…]: deploy to node N, environment f
   if [ -n "${APP_PASSWORD_SLOTS:-}" ]; then  # the drills' slow reads: bcrypt work at once
     grep -q '^APP_PASSWORD_SLOTS=' "$env" || echo "APP_PASSWORD_SLOTS=$APP_PASSWORD_SLOTS" >>"$env"
   fi
+  if [ -n "${KIVA_METRICS_TOKEN:-}" ]; then  # the scrape token of GET /metrics (the tests')
+    grep -q '^KIVA_METRICS_TOKEN=' "$env" || echo "KIVA_METRICS_TOKEN=$KIVA_METRICS_TOKEN" >>"$env"
+  fi
   if [ "$cache" = redis ]; then
     grep -q '^KIVA_REDIS=' "$env" || echo "KIVA_REDIS=redis://127.0.0.1:$redis_port/0" >>"$env"
   else

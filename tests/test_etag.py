@@ -145,9 +145,10 @@ def test_stale_if_match(api, made, kind, method):
     # nothing changed: the row holds the first write
     again = row.get(api)
     assert again.json == after.json and again.headers["ETag"] == after.headers["ETag"] != first
-    # garbage, another row's tag, a weak tag: none is the current version
+    # garbage, empty tags (schemathesis found a 500 there), another row's tag, a weak tag:
+    # none is the current version
     current = after.headers["ETag"]
-    for stale in ('"x"', f'"{row.id + 1}-{current.strip(chr(34)).split("-")[1]}"', f"W/{current}"):
+    for stale in ('"x"', '""', '"", "x"', f'"{row.id + 1}-{current.strip(chr(34)).split("-")[1]}"', f"W/{current}"):
         assert row.call(api, method, 412, etag=stale, **row.body(method)).json["error"].startswith("precondition")
     # the current ETag, or *, goes through
     row.call(api, method, 204, etag=current if method != "DELETE" else "*", **row.body(method))
