@@ -39,6 +39,8 @@ import time
 import flask
 import FlaskSimpleAuth as fsa
 
+import migrate
+
 
 def process_start(pid: int) -> str:
     """The start time of a process (clock ticks since boot): with the pid, it names the
@@ -141,8 +143,6 @@ for _kind in DB_ERROR_KINDS:
 def schema_version() -> str:
     """The schema version this code runs on: its latest migration (make deploy refuses to
     run code on a database below it), the number /version reports from the database."""
-    import migrate
-
     return str(migrate.expected())
 
 
