@@ -11,7 +11,6 @@ few hooks and calls the issue names is printed beside it. cProfile slows Python
 down about 2× evenly: read the shares, not the milliseconds.
 """
 
-import base64
 import cProfile
 import io
 import logging
@@ -20,11 +19,7 @@ import pstats
 import sys
 import time
 
-HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, HERE)
-os.environ.setdefault("APP_CONFIG", os.path.join(HERE, "server.conf"))
-
-from app import app  # noqa: E402
+from inprocess import token_and_thing, wsgi_get
 
 REQUESTS = int(os.environ.get("PROFILE_REQUESTS", "2000"))
 
@@ -74,35 +69,8 @@ def layer(filename: str) -> str:
     return "other (C builtins, interpreter)"
 
 
-def wsgi_get(path: str, headers: dict) -> tuple[str, bytes]:
-    """One GET through the WSGI application itself, as mod_wsgi calls it (no test client)."""
-    environ = dict(ENVIRONS.get(path) or ENVIRONS.setdefault(path, make_environ(path, headers)))
-    environ["wsgi.input"] = io.BytesIO(b"")
-    status = []
-    body = app(environ, lambda s, h, e=None: status.append(s))
-    try:
-        data = b"".join(body)
-    finally:
-        getattr(body, "close", lambda: None)()
-    return status[0], data
-
-
-def make_environ(path: str, headers: dict) -> dict:
-    from werkzeug.test import EnvironBuilder
-
-    return EnvironBuilder(path=path, headers=headers, environ_base={"REMOTE_ADDR": "127.0.0.1"}).get_environ()
-
-
-ENVIRONS: dict[str, dict] = {}
-
-
 def main():
-    client = app.test_client()
-    basic = "Basic " + base64.b64encode(b"calvin:hobbes").decode()
-    res = client.get("/login", headers={"Authorization": basic})
-    assert res.status_code == 200, res.data
-    token = {"Authorization": "Bearer " + res.json}
-    tid = client.get("/things?limit=1", headers=token).json[0]["tid"]
+    token, tid = token_and_thing()
     for _ in range(200):  # warm-up: connections, prepared statements, caches
         assert wsgi_get(f"/things/{tid}", token)[0] == "200 OK"
     t0, c0 = time.perf_counter(), time.process_time()
