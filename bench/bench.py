@@ -29,7 +29,8 @@ import sys
 import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from procs import ROOT, cpu_ticks, descendants, pidfile, run
+
 BENCH = os.path.join(ROOT, "bench")
 env = os.environ.get
 
@@ -75,15 +76,6 @@ def say(msg: str = "", keep: bool = True):
 
 def log(msg: str):
     print(f"[{time.time() - T0:6.1f}s] {msg}", file=sys.stderr, flush=True)
-
-
-def run(*cmd, **kw) -> str:
-    kw.setdefault("cwd", ROOT)
-    res = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    if res.returncode:
-        sys.stderr.write(res.stdout + res.stderr)
-        raise SystemExit(f"bench: failed: {' '.join(cmd)}")
-    return res.stdout
 
 
 def psql(*args, db=DB, user="postgres") -> str:
@@ -196,44 +188,9 @@ def load(lo: int, hi: int, bench_hash: str):
 #
 
 
-def children(root: int) -> list[int]:
-    """root and its descendants."""
-    parents = {}
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                with open(f"/proc/{p}/stat") as f:
-                    parents[int(p)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                pass
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(c for c, pp in parents.items() if pp == pid)
-    return found
-
-
-def cpu_ticks(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        except OSError:
-            pass
-    return total
-
-
-def pidfile(path: str) -> int:
-    with open(path) as f:
-        return int(f.readline())
-
-
 def wsgi_rss_mb(apache_pid: int) -> list[float]:
     rss = []
-    for pid in children(apache_pid):
+    for pid in descendants(apache_pid):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 if not f.read().startswith(b"(wsgi:"):
@@ -258,7 +215,7 @@ results: list[dict] = []
 def wsgi_pids(target: str) -> list[int]:
     """The mod_wsgi daemon processes of the Apache serving target: where the app runs."""
     pids = []
-    for pid in children(pidfile(os.path.join(target, "apache", "httpd.pid"))):
+    for pid in descendants(pidfile(os.path.join(target, "apache", "httpd.pid"))):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 if f.read().startswith(b"(wsgi:"):
@@ -289,7 +246,7 @@ def wrk(
     if WARMUP:
         subprocess.run([*cmd[:1], f"-d{WARMUP}s", *cmd[1:]], env=e, capture_output=True)
     app_pids = wsgi_pids(target)
-    pg_pids = children(pidfile(os.path.join(PG_DIR, "data", "postmaster.pid")))
+    pg_pids = descendants(pidfile(os.path.join(PG_DIR, "data", "postmaster.pid")))
     access = os.path.join(target, "apache", "kiva-access.log")
     offset = os.path.getsize(access)
     load0 = os.getloadavg()[0]

@@ -18,7 +18,8 @@ import sys
 import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from procs import ROOT, cpu_ticks, descendants, pidfile
+
 API = os.environ["CLUSTER_API"]
 CLUSTER_DIR = os.environ["CLUSTER_DIR"]
 PG_DIR = re.search(r"host=(\S+)", os.environ["CLUSTER_PG"]).group(1)
@@ -29,45 +30,12 @@ SCENARIOS = {  # name: (path, what the app reads for it without the cache)
 }
 
 
-def pidfile(path: str) -> int:
-    with open(path) as f:
-        return int(f.readline())
-
-
-def family(root: int) -> list[int]:
-    parents = {}
-    for p in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                parents[int(p)] = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            pass
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(c for c, pp in parents.items() if pp == pid)
-    return found
-
-
-def ticks(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total
-
-
 def main(setting: str, duration: int) -> None:
     req = urllib.request.Request(API + "/login", headers={"Authorization": "Basic Y2FsdmluOmhvYmJlcw=="})
     with urllib.request.urlopen(req, timeout=10) as res:
         auth = "Bearer " + json.loads(res.read())
     groups = {
-        "postgres": lambda: family(pidfile(os.path.join(PG_DIR, "data", "postmaster.pid"))),
+        "postgres": lambda: descendants(pidfile(os.path.join(PG_DIR, "data", "postmaster.pid"))),
         "pgbouncer": lambda: [pidfile(os.path.join(CLUSTER_DIR, "pgbouncer", "pgbouncer.pid"))],
         "redis": lambda: [pidfile(os.path.join(CLUSTER_DIR, "redis", "redis.pid"))] if setting == "redis" else [],
     }
@@ -76,9 +44,9 @@ def main(setting: str, duration: int) -> None:
         cmd = ["wrk", "-t2", "-c16", "-s", os.path.join(ROOT, "bench", "wrk.lua"), API.rsplit("/api", 1)[0]]
         subprocess.run([*cmd[:1], "-d2s", *cmd[1:]], env=env, capture_output=True, check=True)  # warm-up
         pids = {g: f() for g, f in groups.items()}
-        before = {g: ticks(p) for g, p in pids.items()}
+        before = {g: cpu_ticks(p) for g, p in pids.items()}
         out = subprocess.run([*cmd[:1], f"-d{duration}s", *cmd[1:]], env=env, capture_output=True, text=True).stdout
-        after = {g: ticks(p) for g, p in pids.items()}
+        after = {g: cpu_ticks(p) for g, p in pids.items()}
         r = json.loads(re.search(r"BENCH_JSON (\{.*\})", out).group(1))
         n = max(r["requests"], 1)
         errors = r["connect"] + r["read"] + r["write"] + r["timeout"] + r["status"]

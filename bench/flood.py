@@ -39,13 +39,14 @@ import os
 import random
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import procs
+
+ROOT = procs.ROOT
 env = os.environ.get
 
 PG_PORT = env("FLOOD_PG_PORT", "6060")
@@ -81,12 +82,7 @@ def log(msg: str):
 
 
 def run(*cmd: str, **kw) -> str:
-    kw.setdefault("cwd", ROOT)
-    res = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    if res.returncode:
-        sys.stderr.write(res.stdout + res.stderr)
-        raise SystemExit(f"flood: failed: {' '.join(cmd)}")
-    return res.stdout
+    return procs.run(*cmd, who="flood", **kw)
 
 
 def pg_env() -> dict:

@@ -1,0 +1,54 @@
+# ruff: noqa: S603
+"""Processes, for the benchmarks (bench.py, cluster_bench.py, flood.py): run a command,
+find a server's processes from its pid file, and their CPU time from /proc."""
+
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(*cmd: str, who: str = "bench", **kw) -> str:
+    """A command's output, from the project's folder by default; its output and a stop if it fails."""
+    kw.setdefault("cwd", ROOT)
+    res = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if res.returncode:
+        sys.stderr.write(res.stdout + res.stderr)
+        raise SystemExit(f"{who}: failed: {' '.join(cmd)}")
+    return res.stdout
+
+
+def pidfile(path: str) -> int:
+    with open(path) as f:
+        return int(f.readline())
+
+
+def descendants(root: int) -> list[int]:
+    """root and its descendants."""
+    parents = {}
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                parents[int(p)] = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(c for c, pp in parents.items() if pp == pid)
+    return found
+
+
+def cpu_ticks(pids: list[int]) -> int:
+    """User and system CPU of these processes, in clock ticks (those gone count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except OSError:
+            pass
+    return total
