@@ -33,4 +33,3 @@ def check_tokens(app: fsa.Flask, check):
         return check(login, req.headers["Authorization"].split(" ", 1)[1])
 
     app.authentication(TOKEN_SCHEME, authenticate)
-    return verify
