@@ -88,6 +88,9 @@ def main():
         backup_seconds = time.monotonic() - start
         info = json.loads(as_postgres(*backrest, "--output=json", "info"))[0]["backup"][-1]
         backup_bytes, backup_repo = info["info"]["size"], info["info"]["repository"]["delta"]
+        # pgBackRest keeps the backup's stop time to the second: on a fast machine T could fall
+        # in that second, and no backup would "stop before T" (restore error 75)
+        time.sleep(max(0.0, info["timestamp"]["stop"] + 1.5 - time.time()))
 
         server = Server(app_port, {"APP_CONFIG": "pg.conf", "KIVA_DB": runtime, "APP_SECRET": "drill"})
         server.start()

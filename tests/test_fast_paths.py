@@ -32,11 +32,15 @@ def test_audit_field_samples(value):
 
 
 def test_audit_timestamp_is_strftime():
-    # the cached second and zone, with the milliseconds: what strftime gives around it
+    # the cached second and zone, with the milliseconds: what strftime gives around it, on
+    # the same clock (time.time(): strftime's own clock may lag it by a millisecond)
+    def text(now: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%S %z", time.localtime(int(now)))
+
     for _ in range(3):
-        before = time.strftime("%Y-%m-%dT%H:%M:%S %z")
+        before = text(time.time())
         stamp = audit.timestamp()
-        after = time.strftime("%Y-%m-%dT%H:%M:%S %z")
+        after = text(time.time())
         second, millis, zone = stamp[:19], stamp[20:23], stamp[23:]
         assert stamp[19] == "." and millis.isdigit() and f"{second} {zone}" in (before, after), stamp
         time.sleep(0.4)
