@@ -13,6 +13,9 @@ In one run, with bounded durations:
    codes from Apache's access log, the RSS of the mod_wsgi daemon processes;
 4. the floors: pgbench -S on the same server, and bench/floor.wsgi (20 lines of raw
    WSGI + psycopg) served by the same mod_wsgi configuration on BENCH_FLOOR_PORT;
+   the framework floors (bench/flask_floor.wsgi: the same GET as a bare Flask route and
+   as a FlaskSimpleAuth token route) on BENCH_FRAMEWORK_PORT: what Flask, then
+   FlaskSimpleAuth, then Kiva's own code cost;
 5. a variant with in-process caches (bench/server-cache.conf, bench/cache.wsgi): what
    Kiva's freshness design costs;
 6. the table, the ratios and one line per target; bench/last-run.md keeps them.
@@ -43,20 +46,27 @@ OWNER = env("DB_OWNER", "kiva_owner")
 APP_PORT = int(env("BENCH_APP_PORT", "8790"))
 FLOOR_PORT = int(env("BENCH_FLOOR_PORT", "8791"))
 CACHE_PORT = int(env("BENCH_CACHE_PORT", "8792"))
+FRAMEWORK_PORT = int(env("BENCH_FRAMEWORK_PORT", "8793"))
+SMALL_PORT = int(env("BENCH_SMALL_PORT", "8794"))  # Kiva on the small database: list pages
 PROCESSES = int(env("BENCH_PROCESSES", "2"))
 THREADS = int(env("BENCH_THREADS", "4"))
 DURATION = int(env("BENCH_DURATION", "4"))  # seconds per wrk run
 ROUNDS = int(env("BENCH_ROUNDS", "5"))  # interleaved rounds of the main scenarios
-LIST_ROUNDS = int(env("BENCH_LIST_ROUNDS", "3"))
+LIST_ROUNDS = int(env("BENCH_LIST_ROUNDS", "5"))
 LIST_CONNECTIONS = int(env("BENCH_LIST_CONNECTIONS", "2"))
 PGBENCH = env("BENCH_PGBENCH", "0") == "1"
 WARMUP = int(env("BENCH_WARMUP", "1"))
 CONNECTIONS = int(env("BENCH_CONNECTIONS", "16"))
 WRK_THREADS = int(env("BENCH_WRK_THREADS", "2"))
 NS = [int(n) for n in env("BENCH_NS", "1000,1000000").split(",")]
+SMALL_N, LARGE_N = NS[0], NS[-1]  # the list pages' two sizes, one database each, side by side
+SMALL_DB = f"{DB}_small"
 APP_DIR = env("BENCH_DEPLOY", "/tmp/kiva-bench-app")
 FLOOR_DIR = env("BENCH_FLOOR_DIR", "/tmp/kiva-bench-floor")
 CACHE_DIR = env("BENCH_CACHE_DIR", "/tmp/kiva-bench-cache")
+FRAMEWORK_DIR = env("BENCH_FRAMEWORK_DIR", "/tmp/kiva-bench-framework")
+SMALL_DIR = env("BENCH_SMALL_DIR", "/tmp/kiva-bench-small")
+SERVER_DIRS = (APP_DIR, FLOOR_DIR, CACHE_DIR, FRAMEWORK_DIR, SMALL_DIR)
 OUT = env("BENCH_OUT", os.path.join(BENCH, "last-run.md"))
 CACHE_VARIANT = env("BENCH_CACHE_VARIANT", "1") == "1"
 KIVA_DB = f"host={PG_DIR} port={PG_PORT} dbname={DB} user={ROLE}"
@@ -118,7 +128,7 @@ def setup():
         db="postgres",
     )
     log(f"make deploy to {APP_DIR} (DB_INIT=1)")
-    for d in (APP_DIR, FLOOR_DIR, CACHE_DIR):
+    for d in SERVER_DIRS:
         if os.path.exists(os.path.join(d, "apache", "httpd.pid")):
             apache("stop", d, 0)
     if os.path.exists(os.path.join(APP_DIR, "kiva.env")):
@@ -138,18 +148,28 @@ def setup():
         f"PG_PORT={PG_PORT}",
         f"PG_DIR={PG_DIR}",
     )
-    # the raw floor: its own folder, the deployed venv, the same kiva.env and Apache configuration
+    # the raw floor and the framework floors: their own folders, the deployed venv, the same
+    # kiva.env and Apache configuration, Kiva's statements (queries.sql, read by floor_sql.py)
     # the in-process cache variant: a copy of the deployment with the bench-only config and entry point
-    for d in (FLOOR_DIR, CACHE_DIR):
+    # the small database's Kiva: a copy of the deployment, its kiva.env naming that database
+    for d in (FLOOR_DIR, CACHE_DIR, FRAMEWORK_DIR, SMALL_DIR):
         shutil.rmtree(d, ignore_errors=True)
-    shutil.copytree(APP_DIR, CACHE_DIR, symlinks=True, ignore=shutil.ignore_patterns("apache", "venv"))
-    os.makedirs(FLOOR_DIR)
-    for d in (FLOOR_DIR, CACHE_DIR):
+    for d in (CACHE_DIR, SMALL_DIR):
+        shutil.copytree(APP_DIR, d, symlinks=True, ignore=shutil.ignore_patterns("apache", "venv"))
+    for d, entry in ((FLOOR_DIR, "floor.wsgi"), (FRAMEWORK_DIR, "flask_floor.wsgi")):
+        os.makedirs(d)
+        shutil.copy(os.path.join(BENCH, entry), os.path.join(d, "kiva.wsgi"))
+        shutil.copy(os.path.join(BENCH, "floor_sql.py"), d)
+        shutil.copy(os.path.join(ROOT, "queries.sql"), d)
+    for d in (FLOOR_DIR, CACHE_DIR, FRAMEWORK_DIR, SMALL_DIR):
         os.chmod(d, 0o755)
         os.symlink(os.path.join(APP_DIR, "venv"), os.path.join(d, "venv"))
         shutil.copy2(os.path.join(APP_DIR, "kiva.env"), os.path.join(d, "kiva.env"))
-    shutil.copy(os.path.join(BENCH, "floor.wsgi"), os.path.join(FLOOR_DIR, "kiva.wsgi"))
-    shutil.copy(os.path.join(ROOT, "queries.sql"), os.path.join(FLOOR_DIR, "queries.sql"))  # its statements
+    small_env = os.path.join(SMALL_DIR, "kiva.env")
+    with open(small_env) as f:
+        text = f.read()
+    with open(small_env, "w") as f:
+        f.write(text.replace(f"dbname={DB} ", f"dbname={SMALL_DB} "))
     os.rename(os.path.join(CACHE_DIR, "kiva.wsgi"), os.path.join(CACHE_DIR, "kiva-prod.wsgi"))
     os.rename(os.path.join(CACHE_DIR, "server.conf"), os.path.join(CACHE_DIR, "server-prod.conf"))
     shutil.copy(os.path.join(BENCH, "cache.wsgi"), os.path.join(CACHE_DIR, "kiva.wsgi"))
@@ -162,10 +182,22 @@ def setup():
         PASSWORD,
     ).strip()
     psql("-c", f"INSERT INTO Utilisateur(login, pword, isAdmin) VALUES ('bench', '{bench_hash}', FALSE)", user=ROLE)
+    # the small database: a copy of the deployed one (schema, bench user), the same rights
+    psql(
+        "-c",
+        f"DROP DATABASE IF EXISTS {SMALL_DB}",
+        "-c",
+        f"CREATE DATABASE {SMALL_DB} TEMPLATE {DB} OWNER {OWNER} CONNECTION LIMIT 100",
+        "-c",
+        f"REVOKE ALL ON DATABASE {SMALL_DB} FROM PUBLIC",
+        "-c",
+        f"GRANT CONNECT ON DATABASE {SMALL_DB} TO {ROLE}",
+        db="postgres",
+    )
     return bench_hash
 
 
-def load(lo: int, hi: int, bench_hash: str):
+def load(db: str, hi: int, bench_hash: str, lo: int = 0):
     t = time.time()
     psql(
         "-v",
@@ -176,10 +208,11 @@ def load(lo: int, hi: int, bench_hash: str):
         f"hash={bench_hash}",
         "-f",
         os.path.join(BENCH, "data.sql"),
+        db=db,
         user=OWNER,
     )
     psql("-c", "CHECKPOINT", db="postgres")  # its writes must not land in the next measurement
-    log(f"data: N={hi} loaded in {time.time() - t:.1f}s")
+    log(f"data: N={hi} loaded in {db} in {time.time() - t:.1f}s")
     return time.time() - t
 
 
@@ -209,9 +242,6 @@ def get(url: str, auth: str | None = None) -> bytes:
         return res.read()
 
 
-results: list[dict] = []
-
-
 def wsgi_pids(target: str) -> list[int]:
     """The mod_wsgi daemon processes of the Apache serving target: where the app runs."""
     pids = []
@@ -235,11 +265,13 @@ def wrk(
     path: str = "/version",
     duration: int = DURATION,
     connections: int = CONNECTIONS,
-    keep: bool = True,
+    prefix: str = "/api",
+    floor: bool = False,
 ) -> dict:
     """One wrk run (after a short warm-up), with the app's and the database's CPU per
-    request (utime + stime from /proc), the statuses of Apache's access log, the RSS."""
-    e = dict(os.environ, BENCH_MODE=mode, BENCH_N=str(n), BENCH_AUTH=auth, BENCH_PREFIX="/api", BENCH_PATH=path)
+    request (utime + stime from /proc), the statuses of Apache's access log, the RSS.
+    A floor that answers anything but 2xx stops the benchmark: its ratios would be void."""
+    e = dict(os.environ, BENCH_MODE=mode, BENCH_N=str(n), BENCH_AUTH=auth, BENCH_PREFIX=prefix, BENCH_PATH=path)
     url = f"http://127.0.0.1:{port}"
     threads = min(WRK_THREADS, connections)
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", "-s", os.path.join(BENCH, "wrk.lua"), "--latency", url]
@@ -284,8 +316,8 @@ def wrk(
         "rss": sum(rss) / len(rss) if rss else 0.0,
         "load": load0,
     }
-    if keep:
-        results.append(res)
+    if floor and (bad or res["errors"]):
+        raise SystemExit(f"bench: the floor of {name} failed: statuses {statuses}; see {target}/apache/error.log")
     log(
         f"{name}: {res['rps']:.0f} req/s p50 {res['p50']:.1f} ms p99 {res['p99']:.1f} ms "
         f"app {res['app_ms']:.2f} ms/req db {res['db_ms']:.2f} ms/req statuses {statuses} load {load0:.1f}"
@@ -354,17 +386,23 @@ def versions() -> list[str]:
 
 
 SCENARIOS = [
-    # key, label, which server, wrk mode, which credentials
-    ("floor", "floor: raw WSGI GET /things/<tid>", "floor", "things_tid", ""),
-    ("open", "GET /stuff/<sid> open", "app", "stuff_sid", ""),
-    ("token", "GET /things/<tid> token", "app", "things_tid", "token"),
-    ("basic", "GET /things/<tid> basic", "app", "things_tid", "basic"),
-    ("cache", "variant: in-process caches, GET /things/<tid> token", "cache", "things_tid", "ctoken"),
-    ("writes", "POST /stuff + DELETE /stuff/<sid>", "app", "post_delete", ""),
-    ("floor_writes", "floor: raw WSGI POST /stuff + DELETE /stuff/<sid>", "floor", "post_delete", ""),
+    # key, label, which server, wrk mode, which credentials, path prefix
+    ("floor", "floor: raw WSGI GET /things/<tid>", "floor", "things_tid", "", "/api"),
+    ("flask", "floor: bare Flask GET /things/<tid>", "framework", "things_tid", "", "/api"),
+    ("fsa", "floor: FlaskSimpleAuth token GET /things/<tid>", "framework", "things_tid", "token", "/api/fsa"),
+    ("open", "GET /stuff/<sid> open", "app", "stuff_sid", "", "/api"),
+    ("token", "GET /things/<tid> token", "app", "things_tid", "token", "/api"),
+    ("basic", "GET /things/<tid> basic", "app", "things_tid", "basic", "/api"),
+    ("cache", "variant: in-process caches, GET /things/<tid> token", "cache", "things_tid", "ctoken", "/api"),
+    ("writes", "POST /stuff + DELETE /stuff/<sid>", "app", "post_delete", "", "/api"),
+    ("floor_writes", "floor: raw WSGI POST /stuff + DELETE /stuff/<sid>", "floor", "post_delete", "", "/api"),
 ]
+FLOORS = {"floor", "framework"}  # servers whose every answer must be a 2xx
 # ratio name: (numerator, denominator) of req/s, computed in each round, then medianed
 RATIOS = {
+    "flask_vs_floor": ("flask", "floor"),
+    "fsa_vs_floor": ("fsa", "floor"),
+    "token_vs_fsa": ("token", "fsa"),
     "token_vs_floor": ("token", "floor"),
     "token_vs_open": ("token", "open"),
     "basic_vs_token": ("basic", "token"),
@@ -387,9 +425,15 @@ def spread(values: list[float]) -> str:
 
 def main():
     bench_hash = setup()
-    servers = {"app": (APP_DIR, APP_PORT), "floor": (FLOOR_DIR, FLOOR_PORT)}
+    servers = {
+        "app": (APP_DIR, APP_PORT),
+        "floor": (FLOOR_DIR, FLOOR_PORT),
+        "framework": (FRAMEWORK_DIR, FRAMEWORK_PORT),
+        "small": (SMALL_DIR, SMALL_PORT),
+    }
     if CACHE_VARIANT:
         servers["cache"] = (CACHE_DIR, CACHE_PORT)
+    load_s = {SMALL_N: load(SMALL_DB, SMALL_N, bench_hash), LARGE_N: load(DB, LARGE_N, bench_hash)}
     for target, port in servers.values():
         apache("start", target, port)
     basic = "Basic " + base64.b64encode(f"bench:{PASSWORD}".encode()).decode()
@@ -407,29 +451,32 @@ def main():
     for server in ("app", "cache") if CACHE_VARIANT else ("app",):
         for _ in range(4 * PROCESSES):
             get(f"http://127.0.0.1:{servers[server][1]}/api/login", basic)
-    lo = 0
-    load_s = {}
-    lists: dict[tuple[str, int], list[dict]] = {}
-    for n in NS:
-        load_s[n] = load(lo, n, bench_hash)
-        lo = n
-        # list latency at LIST_CONNECTIONS (one per core: service time, not queueing), interleaved
-        for _ in range(LIST_ROUNDS):
+    # list latency at LIST_CONNECTIONS (one per core: service time, not queueing), both sizes
+    # side by side (two databases, two servers), interleaved, each round in another order
+    lists: list[dict[tuple[str, int], dict]] = []
+    for r in range(LIST_ROUNDS):
+        log(f"list round {r + 1}/{LIST_ROUNDS}")
+        this: dict[tuple[str, int], dict] = {}
+        sizes = ((SMALL_N, "small"), (LARGE_N, "app"))
+        for n, server in sizes if r % 2 == 0 else sizes[::-1]:
             for kind, mode, auth in (("stuff", "stuff_list", ""), ("things", "things_list", creds["token"])):
                 label = f"GET /{kind}?…&limit=100 N={n}, {LIST_CONNECTIONS} connections"
-                res = wrk(label, APP_DIR, APP_PORT, mode, n, auth=auth, connections=LIST_CONNECTIONS, keep=False)
-                lists.setdefault((kind, n), []).append(res)
-    n = NS[-1]
+                target, port = servers[server]
+                this[(kind, n)] = wrk(label, target, port, mode, n, auth=auth, connections=LIST_CONNECTIONS)
+        lists.append(this)
+    n = LARGE_N
     # the main scenarios at the largest N, interleaved: every round runs each once, each
     # round in another order, so that a neighbour's burst of load hits all of them alike
     rounds: list[dict[str, dict]] = []
     for r in range(ROUNDS):
         log(f"round {r + 1}/{ROUNDS}")
-        this: dict[str, dict] = {}
-        for key, label, server, mode, cred in scenarios[r % len(scenarios) :] + scenarios[: r % len(scenarios)]:
+        this_round: dict[str, dict] = {}
+        for key, label, server, mode, cred, prefix in scenarios[r % len(scenarios) :] + scenarios[: r % len(scenarios)]:
             target, port = servers[server]
-            this[key] = wrk(f"{label} N={n}", target, port, mode, n, auth=creds[cred], keep=False)
-        rounds.append(this)
+            this_round[key] = wrk(
+                f"{label} N={n}", target, port, mode, n, auth=creds[cred], prefix=prefix, floor=server in FLOORS
+            )
+        rounds.append(this_round)
     app_rss = wsgi_rss_mb(pidfile(os.path.join(APP_DIR, "apache", "httpd.pid")))
     floor_rss = wsgi_rss_mb(pidfile(os.path.join(FLOOR_DIR, "apache", "httpd.pid")))
     for target, port in servers.values():
@@ -470,14 +517,19 @@ def report(scenarios, rounds, lists, tps, app_rss, floor_rss, load_s):
     if tps:
         say(f"| pgbench -S, 4 connections | {tps:.0f} tps | | | | | |")
     say()
-    say(f"list pages, {LIST_ROUNDS} interleaved rounds at each N, {LIST_CONNECTIONS} connections: median")
+    say(
+        f"list pages, {LIST_ROUNDS} interleaved rounds, N={SMALL_N} and N={LARGE_N} side by side "
+        f"(two databases), {LIST_CONNECTIONS} connections: median (min–max)"
+    )
     say()
     say("| scenario | req/s | p50 ms | p99 ms | errors | app CPU ms/req | db CPU ms/req |")
     say("|---|---:|---:|---:|---:|---:|---:|")
-    for (kind, k), rs in lists.items():
+    for key in lists[0]:
+        rs = [rd[key] for rd in lists]
+        p99 = [r["p99"] for r in rs]
         say(
-            f"| GET /{kind}?…&limit=100 N={k} | {median([r['rps'] for r in rs]):.0f} "
-            f"| {median([r['p50'] for r in rs]):.2f} | {median([r['p99'] for r in rs]):.2f} "
+            f"| GET /{key[0]}?…&limit=100 N={key[1]} | {median([r['rps'] for r in rs]):.0f} "
+            f"| {median([r['p50'] for r in rs]):.2f} | {median(p99):.2f} ({min(p99):.2f}–{max(p99):.2f}) "
             f"| {sum(r['errors'] for r in rs)} | {median([r['app_ms'] for r in rs]):.2f} "
             f"| {median([r['db_ms'] for r in rs]):.2f} |"
         )
@@ -493,7 +545,9 @@ def report(scenarios, rounds, lists, tps, app_rss, floor_rss, load_s):
     app_cpu = {k: median([rd[k]["app_ms"] for rd in rounds]) for k in keys}
     say(
         "app CPU per request over the floor's (steadier than req/s): "
-        + ", ".join(f"{k} {app_cpu[k] / app_cpu['floor']:.2f}" for k in ("open", "token", "basic") if k in keys)
+        + ", ".join(
+            f"{k} {app_cpu[k] / app_cpu['floor']:.2f}" for k in ("flask", "fsa", "open", "token", "basic") if k in keys
+        )
         + (
             f", writes {app_cpu['writes'] / app_cpu['floor_writes']:.2f} (over the write floor)"
             if "writes" in keys
@@ -501,13 +555,15 @@ def report(scenarios, rounds, lists, tps, app_rss, floor_rss, load_s):
         )
     )
     say()
-    growth = max(
-        median([r["p99"] for r in lists[(kind, NS[-1])]]) / median([r["p99"] for r in lists[(kind, NS[0])]])
-        for kind in ("stuff", "things")
-    )
-    errors = sum(r["errors"] for rd in rounds for r in rd.values()) + sum(
-        r["errors"] for rs in lists.values() for r in rs
-    )
+    # p99 at LARGE_N over p99 at SMALL_N, in each round, then medianed; the worse of the two lists
+    growths = {}
+    for kind in ("stuff", "things"):
+        per_round = [rd[(kind, LARGE_N)]["p99"] / rd[(kind, SMALL_N)]["p99"] for rd in lists]
+        growths[kind] = median(per_round)
+        say(f"ratio list_p99_growth_{kind}: {growths[kind]:.2f} ({spread(per_round)})")
+    growth = max(growths.values())
+    say()
+    errors = sum(r["errors"] for rd in rounds + lists for r in rd.values())
     targets = [
         ("token_vs_floor", ratios.get("token_vs_floor"), ">=", 0.60),
         ("token_vs_open", ratios.get("token_vs_open"), ">=", 0.90),
@@ -531,10 +587,10 @@ def report(scenarios, rounds, lists, tps, app_rss, floor_rss, load_s):
 
 
 def cleanup():
-    for d, port in ((APP_DIR, APP_PORT), (FLOOR_DIR, FLOOR_PORT), (CACHE_DIR, CACHE_PORT)):
+    for d in SERVER_DIRS:
         if os.path.exists(os.path.join(d, "apache", "httpd.pid")):
             try:
-                apache("stop", d, port)
+                apache("stop", d, 0)
             except SystemExit:
                 pass
     if env("BENCH_KEEP_PG") != "1":

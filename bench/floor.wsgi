@@ -1,43 +1,22 @@
 # The raw WSGI floors: no framework, persistent psycopg connections per thread, the
-# same statements as Kiva's (read from queries.sql by name), JSON out.
+# same statements as Kiva's (read from queries.sql by name, bench/floor_sql.py), JSON out.
 #   GET /things/<tid>: get_thing_tid, in autocommit (one round trip, like Kiva's reads)
 #   POST /stuff (form stuff=…) and DELETE /stuff/<sid>: add_stuff and del_stuff_sid, each
 #   in its own transaction with its COMMIT (psycopg's implicit BEGIN), like Kiva's writes
-import json, os, re, threading
+import json, os, sys
 from urllib.parse import parse_qs
-import psycopg
 
-here = os.path.dirname(os.path.abspath(__file__))
-env = dict(line.strip().split("=", 1) for line in open(os.path.join(here, "kiva.env")) if "=" in line)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from floor_sql import connection, get_thing, query  # noqa: E402
 
-
-def query(name):
-    """A query of queries.sql by its aiosql name, :param turned into psycopg's %(param)s."""
-    text = open(os.path.join(here, "queries.sql")).read()
-    body = re.search(rf"-- name: {name}\(.*?\n(.*?)(?:\n\n|\Z)", text, re.S).group(1)
-    body = "\n".join(line for line in body.splitlines() if not line.lstrip().startswith("--"))
-    return re.sub(r"(?<!:):(\w+)", r"%(\1)s", body)
-
-
-GET_THING, ADD_STUFF, DEL_STUFF = query("get_thing_tid"), query("add_stuff"), query("del_stuff_sid")
-local = threading.local()
-
-
-def connection(autocommit):
-    name = "reads" if autocommit else "writes"
-    conn = getattr(local, name, None)
-    if conn is None:
-        conn = psycopg.connect(env["KIVA_DB"], autocommit=autocommit)
-        setattr(local, name, conn)
-    return conn
+ADD_STUFF, DEL_STUFF = query("add_stuff"), query("del_stuff_sid")
 
 
 def application(environ, start_response):
     path, method = environ["PATH_INFO"], environ["REQUEST_METHOD"]
     status, res = "200 OK", None
     if path.startswith("/things/"):
-        row = connection(True).execute(GET_THING, {"tid": int(path[8:])}).fetchone()
-        res = dict(zip(("tid", "tname", "oid", "tprice"), row[:3] + (float(row[3]),))) if row else None
+        res = get_thing(int(path[8:]))
         status = "200 OK" if res else "404 Not Found"
     elif path == "/stuff" and method == "POST":
         form = parse_qs(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)).decode())
@@ -47,7 +26,8 @@ def application(environ, start_response):
         status, res = ("201 Created", {"sid": row[0]}) if row else ("409 Conflict", {"error": "exists"})
     elif path.startswith("/stuff/") and method == "DELETE":
         conn = connection(False)
-        done = conn.execute(DEL_STUFF, {"sid": int(path[7:])}).rowcount
+        # version None: a DELETE without If-Match, as the benchmark's DELETEs to Kiva
+        done = conn.execute(DEL_STUFF, {"sid": int(path[7:]), "version": None}).rowcount
         conn.commit()
         status, res = ("204 No Content", "") if done else ("404 Not Found", {"error": "no such sid"})
     else:  # /version, for apache.sh's start check
