@@ -11,18 +11,14 @@ query string is never logged, nor any header: no password nor token reaches a lo
 import logging
 import re
 import time
-import typing
 from urllib.parse import quote
 
 import flask
-import FlaskSimpleAuth as fsa
 
+import context
 from security import client_address
 
 log = logging.getLogger("kiva.audit")
-
-# the running app as FlaskSimpleAuth's Flask: its methods (current_user…) typed
-current_app = typing.cast(fsa.Flask, flask.current_app)
 
 # what may stay as is in a logged field: printable URL characters, no space
 SAFE = "/:@!$&'()*+,;=-._~"
@@ -55,14 +51,14 @@ def timestamp() -> str:
 
 
 def start_clock():
-    flask.g.kiva_start = time.perf_counter()
+    context.g().kiva_start = time.perf_counter()
 
 
 def audit_line(res: flask.Response) -> flask.Response:
-    req = flask.request
-    start = flask.g.get("kiva_start")
+    req = context.request()
+    start = context.g().get("kiva_start")
     ms = (time.perf_counter() - start) * 1000 if start else 0.0
-    user = current_app.current_user()
+    user = context.app().current_user()
     log.info(
         f"{timestamp()} {field(client_address())} {field(user)} "
         f"{field(req.method)} {field(req.path)} {res.status_code} {ms:.1f}"

@@ -30,6 +30,7 @@ import typing
 import flask
 import FlaskSimpleAuth as fsa
 
+import context
 import fsa_private
 import throttle
 import usercache
@@ -115,7 +116,7 @@ def lookup(login: str) -> dict:
     uid, login, pword, isadmin, pwchanged (all None for an unknown login), and the
     failed password checks of the throttling window for this login and this client.
     """
-    memo = flask.g.setdefault("kiva_users", {})
+    memo = context.g().setdefault("kiva_logins", {})
     if login not in memo:
         address = client_address()
         memo[login] = usercache.user(login, address, lambda: db.get_user_login(login=login, address=address))
@@ -123,9 +124,19 @@ def lookup(login: str) -> dict:
 
 
 def user_row(login: str) -> dict | None:
-    """The user's row, or None if there is no such user (any more)."""
-    row = lookup(login)
-    return row if row["uid"] is not None else None
+    """The user's row, or None if there is no such user (any more): uid, login, pword,
+    isadmin, pwchanged; read once per request, without the throttling counts unless
+    lookup() read them already (a password check)."""
+    g = context.g()
+    checked = g.get("kiva_logins")
+    if checked and login in checked:
+        row = checked[login]
+    else:
+        memo = g.setdefault("kiva_users", {})
+        if login not in memo:
+            memo[login] = usercache.user_row(login, lambda: db.get_user(login=login))
+        row = memo[login]
+    return row if row is not None and row["uid"] is not None else None
 
 
 def possible_login(login: str) -> bool:
@@ -172,7 +183,7 @@ def hash_password(password: str, check: bool = True) -> str:
 def restore_refusal(res: flask.Response) -> flask.Response:
     """A throttled (429) or busy (503) password check, or a refused token, is the
     answer, not a later scheme's 401."""
-    refusal = flask.g.get("kiva_auth_refusal")
+    refusal = context.g().get("kiva_auth_refusal")
     if refusal is not None and res.status_code == 401:
         res = json_error(refusal.message, refusal.status)
         res.headers.update(refusal.headers or {})
@@ -221,7 +232,7 @@ def token_issued(token: str) -> float:
     expiry = datetime.datetime(
         int(e[0:4]), int(e[4:6]), int(e[6:8]), int(e[8:10]), int(e[10:12]), int(e[12:14]), tzinfo=datetime.UTC
     )
-    lifetime = datetime.timedelta(minutes=flask.current_app.config["FSA_TOKEN_DELAY"])
+    lifetime = datetime.timedelta(minutes=context.app().config["FSA_TOKEN_DELAY"])
     return (expiry - lifetime).timestamp()
 
 
@@ -257,7 +268,7 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
 
 def one_kind_of_credentials():
     """Before FlaskSimpleAuth: credentials in a URL, or of two kinds, or malformed → 400/401."""
-    req = flask.request
+    req = context.request()
     if CREDENTIAL_PARAMS & req.args.keys():
         return json_error("credentials must be sent in the request body, not in the URL", 400)
     header = req.headers.get("Authorization")

@@ -17,6 +17,7 @@ import flask
 import FlaskSimpleAuth as fsa
 import psycopg
 
+import context
 import engines
 import errors
 import metrics
@@ -39,7 +40,11 @@ def checkout(conn: DB):
     pg = conn.raw()
     if conn.engine == "psycopg" and pg is not None and not pg.closed and flask.has_request_context():
         if pg.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-            pg.autocommit = flask.request.method in READ_ONLY_METHODS
+            autocommit = context.request().method in READ_ONLY_METHODS
+            if pg.autocommit != autocommit:  # psycopg's setter costs a round of its machinery
+                pg.autocommit = autocommit
+            # nothing for end_transaction to end: every statement was its own transaction
+            context.g().kiva_autocommit = autocommit
 
 
 def returned(_conn: DB):
@@ -70,9 +75,10 @@ def close_broken():
 
 def end_transaction(res: flask.Response) -> flask.Response:
     """Commit below 400, roll back otherwise; a 503 if the database failed meanwhile."""
-    if flask.g.get("kiva_db_unavailable") and res.status_code != 503:
+    g = context.g()
+    if g.get("kiva_db_unavailable") and res.status_code != 503:
         res = errors.json_error(errors.UNAVAILABLE, 503)
-    if not db._has_obj():  # this request did not touch the database
+    if g.get("kiva_autocommit") or not db._has_obj():  # nothing to end, or no database used
         return res
     try:
         if res.status_code < 400:

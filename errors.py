@@ -22,6 +22,7 @@ import FlaskSimpleAuth as fsa
 import psycopg
 import werkzeug.exceptions
 
+import context
 import metrics
 
 log = logging.getLogger("kiva.errors")
@@ -108,7 +109,7 @@ def error_response(e: BaseException) -> flask.Response:
 
 def check_json_body():
     """Parse a JSON body before FlaskSimpleAuth does: it must be an object of parameters."""
-    req = flask.request
+    req = context.request()
     if not req.is_json:
         return None
     try:
@@ -131,7 +132,7 @@ def method_not_allowed(e: werkzeug.exceptions.MethodNotAllowed) -> flask.Respons
 
 def body_params() -> dict | None:
     """The request's body parameters (JSON object or form), None if it has none or is bad."""
-    req = flask.request
+    req = context.request()
     try:
         body = req.get_json(silent=True) if req.is_json else req.form
     except (RecursionError, werkzeug.exceptions.HTTPException):  # too deep, too large

@@ -14,6 +14,8 @@ from collections.abc import Callable
 import flask
 import FlaskSimpleAuth as fsa
 
+import context
+
 # never a row's version: a write expecting it changes nothing, and is answered 412
 STALE = -1
 
@@ -29,7 +31,7 @@ def resource(row: dict, key: str) -> flask.Response:
     res = fsa.jsonify(row)
     res.set_etag(tag(row[key], version))
     # Werkzeug compares If-None-Match (weakly, `*` included) and empties the body
-    return res.make_conditional(flask.request)
+    return res.make_conditional(context.request())
 
 
 def expected(rid: int, current: Callable[[], dict | None]) -> int | None:

@@ -39,6 +39,7 @@ import time
 import flask
 import FlaskSimpleAuth as fsa
 
+import context
 import migrate
 
 
@@ -185,8 +186,8 @@ def scrape_token() -> str | None:
 def start() -> flask.Response | None:
     """Start the request's clock; answer GET /metrics with the scrape token here, as
     FlaskSimpleAuth would refuse a bearer that is not one of its tokens."""
-    flask.g.kiva_metrics_start = time.perf_counter()
-    req = flask.request
+    context.g().kiva_metrics_start = time.perf_counter()
+    req = context.request()
     if req.url_rule is not None and req.url_rule.rule == "/metrics" and req.method == "GET" and scrape_token():
         return exposition()
     return None
@@ -213,11 +214,11 @@ def series(route: str, method: str, status: int) -> tuple:
 
 def count(res: flask.Response) -> flask.Response:
     """After every other hook: the final status is known."""
-    req = flask.request
+    req = context.request()
     route = req.url_rule.rule if req.url_rule is not None else UNMATCHED
     requests, latency = series(route, req.method if req.method in METHODS else "other", res.status_code)
     requests.inc()
-    begun = flask.g.get("kiva_metrics_start")
+    begun = context.g().get("kiva_metrics_start")
     if begun is not None:
         latency.observe(time.perf_counter() - begun)
     if res.status_code == 401:

@@ -73,6 +73,11 @@ SELECT u.uid, u.login, u.pword, u.isAdmin AS isadmin, u.pwchanged,
   LEFT JOIN AuthFailure AS fl ON fl.kind = 'login' AND fl.name = q.who
   LEFT JOIN AuthFailure AS fa ON fa.kind = 'address' AND fa.name = q.addr;
 
+-- name: get_user(login)^
+-- A user's row, without the throttling counts of get_user_login: what a token
+-- request needs (does the user still exist, its group, when its password changed).
+SELECT uid, login, pword, isAdmin AS isadmin, pwchanged FROM Utilisateur WHERE login = :login;
+
 -- name: add_auth_failure(kind, name, now, start)!
 -- One more failed password check; a window that started before :start starts again.
 INSERT INTO AuthFailure(kind, name, failures, since) VALUES (:kind, :name, 1, :now)

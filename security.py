@@ -16,26 +16,22 @@
   browser (none by default: same-origin only).
 """
 
-import typing
 import urllib.parse
 
 import flask
-import FlaskSimpleAuth as fsa
 
+import context
 from errors import json_error
 
 CORS_HEADERS = "Authorization, Content-Type, If-Match, If-None-Match"
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
-# the running app as FlaskSimpleAuth's Flask: its methods (current_user…) typed
-current_app = typing.cast(fsa.Flask, flask.current_app)
-
 
 def client_address() -> str:
     """The address of the client: the connection's, or what a trusted proxy says it is."""
-    req = flask.request
+    req = context.request()
     address = req.remote_addr or "-"
-    if address in flask.current_app.config["KIVA_TRUSTED_PROXIES"]:
+    if address in context.app().config["KIVA_TRUSTED_PROXIES"]:
         forwarded = req.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
         address = forwarded or address
     return address[:100]
@@ -47,7 +43,7 @@ def same_origin(origin: str) -> bool:
 
 
 def refuse_cross_site_writes():
-    req = flask.request
+    req = context.request()
     if req.method not in WRITE_METHODS:
         return None
     origin = req.headers.get("Origin")
@@ -59,17 +55,16 @@ def refuse_cross_site_writes():
 
 
 def security_headers(res: flask.Response) -> flask.Response:
-    req = flask.request
+    req, app = context.request(), context.app()
     res.headers["X-Content-Type-Options"] = "nosniff"
     if res.status_code == 401:
-        realm = flask.current_app.name
-        res.headers["WWW-Authenticate"] = f'Bearer realm="{realm}"'
-    if "Authorization" in req.headers or current_app.current_user():
+        res.headers["WWW-Authenticate"] = f'Bearer realm="{app.name}"'
+    if "Authorization" in req.headers or app.current_user():
         res.headers["Cache-Control"] = "no-store"
     origin = req.headers.get("Origin")
     if origin:
         res.vary.add("Origin")
-        if origin in flask.current_app.config["KIVA_CORS_ORIGINS"]:
+        if origin in app.config["KIVA_CORS_ORIGINS"]:
             res.headers["Access-Control-Allow-Origin"] = origin
             if req.method == "OPTIONS":  # a preflight: say what may follow
                 res.headers["Access-Control-Allow-Methods"] = res.headers.get("Allow", "GET")

@@ -29,6 +29,7 @@ import time
 import flask
 import FlaskSimpleAuth as fsa
 
+import context
 from database import db
 from errors import DB_FAILURES
 from security import client_address
@@ -81,7 +82,7 @@ def record(login: str, row: dict, ok: bool):
 
 def count(res: flask.Response) -> flask.Response:
     """After the request's own transaction: count the failures, reset on a success."""
-    outcomes = flask.g.get("kiva_password_checks")
+    outcomes = context.g().get("kiva_password_checks")
     if not outcomes:
         return res
     _, _, window = settings()

@@ -1,9 +1,10 @@
 """The shared cache of authentication look-ups for several servers: Redis (KIVA_REDIS).
 
 Off by default: without KIVA_REDIS every call loads from the database, as before.
-With it, the user row behind authentication and groups (auth.lookup) and the
-object-permission answers are kept in Redis for all the processes of all the
-nodes, and stay fresh through versioned keys rather than deletions:
+With it, the user rows behind authentication and groups (auth.lookup with its
+throttling counts, auth.user_row without them, for tokens) and the object-permission
+answers are kept in Redis for all the processes of all the nodes, and stay fresh
+through versioned keys rather than deletions:
 
 - every entry is stored with the generations of what it depends on, read in the
   same MGET as the entry: `gen:users` (any change to users), `gen:login:<login>`
@@ -41,6 +42,8 @@ from typing import Any
 
 import flask
 import redis
+
+import context
 
 log = logging.getLogger("kiva.usercache")
 
@@ -163,12 +166,19 @@ def user(login: str, address: str, load: Callable[[], dict]) -> dict:
     login and of the client address (the key has both; an address holds no "|")."""
     generations = [USERS_GENERATION, f"gen:login:{login}", f"gen:address:{address}"]
     row = cached(f"user:{login}|{address}", generations, load, lambda r: r is not None and r["uid"] is not None)
-    flask.g.setdefault("kiva_cache_addresses", set()).add(address)
+    g = context.g()
+    g.setdefault("kiva_cache_addresses", set()).add(address)
     if row and row["uid"] is not None:  # unknown logins are never cached: nothing to invalidate
-        flask.g.setdefault("kiva_cache_logins", set()).add(login)
+        g.setdefault("kiva_cache_logins", set()).add(login)
     if row and (row.get("login_failures") or row.get("address_failures")):  # a success resets them
-        flask.g.kiva_cache_failures = True
+        g.kiva_cache_failures = True
     return row
+
+
+def user_row(login: str, load: Callable[[], dict | None]) -> dict | None:
+    """auth.user_row's row of an existing login, without throttling counts (no address
+    in the key); a change of any user bumps USERS_GENERATION (changed_generations)."""
+    return cached(f"row:{login}", [USERS_GENERATION, f"gen:login:{login}"], load, lambda r: r is not None)
 
 
 def permission(kind: str, ident: int, login: str, load: Callable[[], bool | None]) -> bool | None:

@@ -91,6 +91,7 @@ def test_deletion():
     token = call(1, "GET", "/login", 200, auth=(login, password)).json()
     for node in (1, 2):
         assert call(node, "GET", "/whoami", 200, headers=bearer(token)).json() == login
+    assert cached(f"row:{login}"), "the token's user row is not in the shared cache"
     call(1, "DELETE", f"/users/{uid}", 204, auth=ADMIN)
     call(2, "GET", "/whoami", 401, headers=bearer(token))
     call(2, "GET", "/whoami", 401, auth=(login, password))
