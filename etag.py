@@ -19,6 +19,16 @@ import context
 # never a row's version: a write expecting it changes nothing, and is answered 412
 STALE = -1
 
+# the request headers Werkzeug's make_conditional answers (304, 412, 206): without any
+# of them it would only add a Date header (the server adds one), for 6 % of a GET's instructions
+CONDITIONAL = (
+    "HTTP_IF_NONE_MATCH",
+    "HTTP_IF_MATCH",
+    "HTTP_IF_MODIFIED_SINCE",
+    "HTTP_IF_UNMODIFIED_SINCE",
+    "HTTP_RANGE",
+)
+
 
 def tag(rid: int, version: int) -> str:
     """The entity tag of a row (unquoted): its id and its version."""
@@ -30,8 +40,11 @@ def resource(row: dict, key: str) -> flask.Response:
     version = row.pop("version")
     res = fsa.jsonify(row)
     res.set_etag(tag(row[key], version))
-    # Werkzeug compares If-None-Match (weakly, `*` included) and empties the body
-    return res.make_conditional(context.request())
+    req = context.request()
+    if any(header in req.environ for header in CONDITIONAL):
+        # Werkzeug compares If-None-Match (weakly, `*` included) and empties the body
+        res.make_conditional(req)
+    return res
 
 
 def expected(rid: int, current: Callable[[], dict | None]) -> int | None:

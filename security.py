@@ -59,7 +59,7 @@ def security_headers(res: flask.Response) -> flask.Response:
     res.headers["X-Content-Type-Options"] = "nosniff"
     if res.status_code == 401:
         res.headers["WWW-Authenticate"] = f'Bearer realm="{app.name}"'
-    if "Authorization" in req.headers or app.current_user():
+    if "HTTP_AUTHORIZATION" in req.environ or app.current_user():
         res.headers["Cache-Control"] = "no-store"
     origin = req.headers.get("Origin")
     if origin:
