@@ -271,7 +271,7 @@ def one_kind_of_credentials():
     req = context.request()
     if CREDENTIAL_PARAMS & req.args.keys():
         return json_error("credentials must be sent in the request body, not in the URL", 400)
-    header = req.headers.get("Authorization")
+    header = req.environ.get("HTTP_AUTHORIZATION")
     if header is None:
         return None
     body = body_params()

@@ -53,8 +53,8 @@ def expected(rid: int, current: Callable[[], dict | None]) -> int | None:
     If-Match uses the strong comparison: weak tags never match. A list naming several
     versions of this row matches the current one if it is among them.
     """
-    req = flask.request
-    if "If-Match" not in req.headers or req.if_match.star_tag:
+    req = context.request()
+    if "HTTP_IF_MATCH" not in req.environ or req.if_match.star_tag:
         return None
     versions = set()
     for strong in req.if_match.as_set():

@@ -46,8 +46,8 @@ def refuse_cross_site_writes():
     req = context.request()
     if req.method not in WRITE_METHODS:
         return None
-    origin = req.headers.get("Origin")
-    if req.headers.get("Sec-Fetch-Site") == "cross-site" or (
+    origin = req.environ.get("HTTP_ORIGIN")
+    if req.environ.get("HTTP_SEC_FETCH_SITE") == "cross-site" or (
         origin is not None and not same_origin(origin) and origin not in flask.current_app.config["KIVA_CORS_ORIGINS"]
     ):
         return json_error("cross-site request refused", 403)

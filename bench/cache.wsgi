@@ -1,7 +1,8 @@
 # Bench-only entry point of the in-process cache variant: the production kiva.wsgi
-# (kiva-prod.wsgi here), then auth.lookup, the one user query of an authenticated
-# request, cached for 60 s per process: a password change, a demotion or a deletion
-# would then take up to a minute to reach every process. Never for production.
+# (kiva-prod.wsgi here), then auth.lookup and auth.user_row, the user queries of an
+# authenticated request (with and without the throttling counts), cached for 60 s per
+# process: a password change, a demotion or a deletion would then take up to a minute
+# to reach every process. Never for production.
 import os
 import threading
 
@@ -15,17 +16,23 @@ application = namespace["application"]
 
 import auth  # noqa: E402
 
-_lookup, _cache, _lock = auth.lookup, cachetools.TTLCache(maxsize=10000, ttl=60), threading.Lock()
+
+def cached(function):
+    """function(login), its answers kept for 60 s in this process."""
+    cache, lock = cachetools.TTLCache(maxsize=10000, ttl=60), threading.Lock()
+    missing = object()
+
+    def cached_function(login: str):
+        with lock:
+            row = cache.get(login, missing)
+        if row is missing:
+            row = function(login)
+            with lock:
+                cache[login] = row
+        return row
+
+    return cached_function
 
 
-def cached_lookup(login: str) -> dict:
-    with _lock:
-        row = _cache.get(login)
-    if row is None:
-        row = _lookup(login)
-        with _lock:
-            _cache[login] = row
-    return row
-
-
-auth.lookup = cached_lookup
+auth.lookup = cached(auth.lookup)
+auth.user_row = cached(auth.user_row)

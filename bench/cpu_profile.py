@@ -38,6 +38,7 @@ LAYERS = [
     ("Kiva: audit.py", ("audit.py",)),
     ("Kiva: auth.py", ("auth.py",)),
     ("Kiva: database.py, anodb_private.py", ("database.py", "anodb_private.py")),
+    ("Kiva: context.py, etag.py, metrics.py", ("context.py", "etag.py", "metrics.py")),
     ("Kiva: other hooks (security, errors, throttle)", ("security.py", "errors.py", "throttle.py")),
     ("Kiva: route", ("things.py",)),
     ("stdlib (other)", ("/python3",)),
@@ -45,7 +46,8 @@ LAYERS = [
 # inclusive time of named functions (file suffix, function name)
 NAMED = [
     ("audit.audit_line (the audit line)", "audit.py", "audit_line"),
-    ("auth.lookup (freshness query get_user_login)", "auth.py", "lookup"),
+    ("auth.user_row (freshness query get_user)", "auth.py", "user_row"),
+    ("etag.resource (JSON answer, ETag)", "etag.py", "resource"),
     ("route get_things_tid (thing query, JSON)", "things.py", "get_things_tid"),
     ("security.security_headers", "security.py", "security_headers"),
     ("errors.json_errors", "errors.py", "json_errors"),
