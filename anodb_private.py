@@ -19,6 +19,7 @@ import threading
 import time
 
 import anodb
+import psycopg
 
 import metrics
 
@@ -103,6 +104,17 @@ class DB(anodb.DB):
             if readable:
                 log.warning("database connection closed by the server: reconnecting")
                 self._reconn = True
+
+    def in_transaction(self) -> bool:
+        """Whether this connection may hold a transaction to end: False when the
+        driver says it is idle (nothing was run, or only in autocommit mode), True
+        when it is lost (commit then refuses, rollback does nothing)."""
+        conn = self._conn
+        if conn is None:
+            return True
+        if self._db == "psycopg":
+            return conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+        return conn.in_transaction
 
     def commit(self):
         if self._conn is None:  # lost, and not reconnected: nothing was done

@@ -43,8 +43,6 @@ def checkout(conn: DB):
             autocommit = context.request().method in READ_ONLY_METHODS
             if pg.autocommit != autocommit:  # psycopg's setter costs a round of its machinery
                 pg.autocommit = autocommit
-            # nothing for end_transaction to end: every statement was its own transaction
-            context.g().kiva_autocommit = autocommit
 
 
 def returned(_conn: DB):
@@ -78,7 +76,8 @@ def end_transaction(res: flask.Response) -> flask.Response:
     g = context.g()
     if g.get("kiva_db_unavailable") and res.status_code != 503:
         res = errors.json_error(errors.UNAVAILABLE, 503)
-    if g.get("kiva_autocommit") or not db._has_obj():  # nothing to end, or no database used
+    # no database used, or no transaction to end (a read in autocommit mode)
+    if not db._has_obj() or not db.in_transaction():
         return res
     try:
         if res.status_code < 400:

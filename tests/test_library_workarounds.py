@@ -104,3 +104,31 @@ def test_context_gives_the_objects_behind_flask_proxies():
     with app.test_request_context("/other"):  # a new request: new objects
         assert context.request().path == "/other" and context.request() is not req
         assert context.g().get("kiva_seen") is None
+
+
+def test_in_transaction_follows_the_driver():
+    """database.end_transaction ends only what anodb_private.DB.in_transaction says is
+    open: a read in autocommit mode leaves nothing, a write leaves its transaction, and a
+    lost connection counts as open (its commit must refuse: the write is not done)."""
+    import anodb_private
+    from app import app
+
+    conn = anodb_private.DB(**app.config["ANODB"])
+    raw = conn.raw()
+    try:
+        assert not conn.in_transaction()  # nothing run yet
+        if conn.engine == "psycopg":
+            conn.raw().autocommit = True
+            assert conn.get_stuff_sid(sid=1) is not None and not conn.in_transaction()
+            conn.raw().autocommit = False
+            assert conn.get_stuff_sid(sid=1) is not None and conn.in_transaction()  # psycopg's BEGIN
+            conn.rollback()
+        else:  # sqlite3 begins a transaction before a write only
+            assert conn.get_stuff_sid(sid=1) is not None and not conn.in_transaction()
+        assert conn.add_stuff(stuff=f"in-transaction-{time.time_ns()}") is not None and conn.in_transaction()
+        conn.rollback()
+        assert not conn.in_transaction()
+        conn._conn = None  # lost
+        assert conn.in_transaction()
+    finally:
+        raw.close()
