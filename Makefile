@@ -306,9 +306,11 @@ apache-stop:
 	DEPLOY_TARGET="$(DEPLOY_TARGET)" deploy/apache.sh stop
 
 # the performance benchmark (bench/bench.py, bench/RESULTS.md): its own PostgreSQL cluster
-# (port BENCH_PG_PORT), Apache on BENCH_APP_PORT (app), BENCH_FLOOR_PORT (raw WSGI floors)
-# and BENCH_CACHE_PORT (in-process cache variant); BENCH_ROUNDS interleaved rounds of
-# BENCH_DURATION seconds per scenario; not part of make check
+# (port BENCH_PG_PORT), Apache on BENCH_APP_PORT (app), BENCH_FLOOR_PORT (raw WSGI floors),
+# BENCH_CACHE_PORT (in-process cache variant), and bench.py's BENCH_FRAMEWORK_PORT 8793
+# (Flask and FlaskSimpleAuth floors) and BENCH_SMALL_PORT 8794 (the app on the small
+# database); BENCH_ROUNDS interleaved rounds of BENCH_DURATION seconds per scenario;
+# about 10 minutes; not part of make check
 BENCH_PG_PORT ?= 6140
 BENCH_APP_PORT ?= 8790
 BENCH_FLOOR_PORT ?= 8791
@@ -316,7 +318,7 @@ BENCH_CACHE_PORT ?= 8792
 BENCH_PROCESSES ?= $(APACHE_PROCESSES)
 BENCH_THREADS ?= $(APACHE_THREADS)
 BENCH_DURATION ?= 4
-BENCH_ROUNDS ?= 5
+BENCH_ROUNDS ?= 7
 BENCH_NS ?= 1000,1000000
 bench:
 	PG_PORT=$(BENCH_PG_PORT) PG_DIR=/tmp/kiva-pg-$(BENCH_PG_PORT) BENCH_PROCESSES=$(BENCH_PROCESSES) \
