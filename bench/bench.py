@@ -581,7 +581,7 @@ def report(scenarios, rounds, lists, tps, app_rss, floor_rss, load_s):
         if value is None:
             continue
         met = value >= goal if op == ">=" else value <= goal if op == "<=" else value == goal
-        shown = f"{value:.2f}" if isinstance(value, float) else str(value)
+        shown = f"{value:.3f}" if isinstance(value, float) else str(value)  # 0.498 is missed, 0.50 would not say
         goal_s = f"{goal:.2f}" if isinstance(goal, float) else str(goal)
         say(f"target {name}: {shown} (goal {op} {goal_s}) {'met' if met else 'missed'}")
     say()
