@@ -6,7 +6,8 @@ Each drill runs under a steady load through HAProxy: client threads writing
 and counted. The drills:
 
 1. kill -9 of every process of node 2's Apache: no failed request but writes in flight
-   on it at that instant (HAProxy does not send again what a node may have acted on);
+   on it between the kill and the death of its last process (HAProxy does not send
+   again what a node may have acted on);
    reads in flight are retried by HAProxy (its retry counters are read from the
    runtime API); node 2 started again and back in rotation.
 2. a rolling deploy: for each node, drained through HAProxy's runtime API (set server
@@ -237,6 +238,25 @@ def apache_pids(node: int) -> list[int]:
     return pids
 
 
+def all_dead(pids: list[int], timeout: float = 5.0) -> float:
+    """time.monotonic() once every one of these processes is dead (a zombie is): SIGKILL
+    is delivered, not instantaneous, and until the last one dies the node's listening
+    socket still accepts connections that it will then drop."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = False
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    alive = alive or f.read().rsplit(")", 1)[1].split()[0] != "Z"
+            except (OSError, IndexError):  # gone, or reaped meanwhile
+                pass
+        if not alive:
+            break
+        time.sleep(0.002)
+    return time.monotonic()
+
+
 def drill_kill() -> list[str]:
     errors = []
     t0 = time.monotonic()
@@ -251,8 +271,11 @@ def drill_kill() -> list[str]:
         killing = time.monotonic()
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
-        killed = time.monotonic()
-        print(f"drill kill: kill -9 of node 2's Apache ({len(pids)} processes) at +{killed - t0:.2f} s")
+        killed = all_dead(pids)  # a request reaching node 2 until then may be dropped
+        print(
+            f"drill kill: kill -9 of node 2's Apache ({len(pids)} processes) at +{killing - t0:.2f} s, "
+            f"all dead at +{killed - t0:.3f} s"
+        )
         wait_status("node2", "DOWN", 10)
         print(f"  HAProxy saw node 2 DOWN after {time.monotonic() - killed:.2f} s")
         for t in slow:
