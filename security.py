@@ -61,7 +61,7 @@ def security_headers(res: flask.Response) -> flask.Response:
         res.headers["WWW-Authenticate"] = f'Bearer realm="{app.name}"'
     if "HTTP_AUTHORIZATION" in req.environ or app.current_user():
         res.headers["Cache-Control"] = "no-store"
-    origin = req.headers.get("Origin")
+    origin = req.environ.get("HTTP_ORIGIN")
     if origin:
         res.vary.add("Origin")
         if origin in app.config["KIVA_CORS_ORIGINS"]:

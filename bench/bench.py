@@ -199,11 +199,12 @@ def setup():
     return bench_hash
 
 
-def load(db: str, hi: int, bench_hash: str, lo: int = 0):
+def load(db: str, hi: int, bench_hash: str):
+    """Rows 1 to hi of each table in db (bench/data.sql, from lo=0)."""
     t = time.time()
     psql(
         "-v",
-        f"lo={lo}",
+        "lo=0",
         "-v",
         f"hi={hi}",
         "-v",

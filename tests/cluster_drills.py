@@ -220,19 +220,25 @@ def wait_status(server: str, want: str, timeout: float = 30.0):
     raise AssertionError(f"{server}: not {want} after {timeout} s: {stats()[server]['status']}")
 
 
+def stat_fields(pid: int | str) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command (state, ppid, …), None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            # pid (comm) state ppid …: the command may hold spaces, not the closing parenthesis
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):  # not a process, or gone meanwhile
+        return None
+
+
 def apache_pids(node: int) -> list[int]:
     """The node's Apache: the parent (its pid file) and all its descendants."""
     with open(os.path.join(CLUSTER_DIR, f"node{node}", "apache", "httpd.pid")) as f:
         pids = [int(f.read())]
     children: dict[int, list[int]] = {}
     for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                # pid (comm) state ppid …: the command may hold spaces, not the closing parenthesis
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):  # not a process, or gone meanwhile
-            continue
-        children.setdefault(ppid, []).append(int(entry))
+        fields = stat_fields(entry)
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry))
     for pid in pids:
         pids.extend(children.get(pid, []))
     return pids
@@ -243,16 +249,9 @@ def all_dead(pids: list[int], timeout: float = 5.0) -> float:
     is delivered, not instantaneous, and until the last one dies the node's listening
     socket still accepts connections that it will then drop."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        alive = False
-        for pid in pids:
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    alive = alive or f.read().rsplit(")", 1)[1].split()[0] != "Z"
-            except (OSError, IndexError):  # gone, or reaped meanwhile
-                pass
-        if not alive:
-            break
+    while time.monotonic() < deadline and any(
+        fields is not None and fields[0] != "Z" for fields in map(stat_fields, pids)
+    ):
         time.sleep(0.002)
     return time.monotonic()
 
