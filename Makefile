@@ -22,7 +22,7 @@ TEST_PORT ?= 5055
 # tests forge tokens with the server's secret: a throw-away one, for tests only
 TEST_SECRET ?= kiva-test-secret-not-for-production
 
-# production (README "Deploying"): make deploy copies the app to DEPLOY_TARGET, a
+# production (docs/deploying.md): make deploy copies the app to DEPLOY_TARGET, a
 # folder or user@host:folder, with a venv built by DEPLOY_PYTHON, mod_wsgi's Python
 DEPLOY_TARGET ?= /tmp/kiva-deploy
 DEPLOY_PYTHON ?= /usr/bin/python3
@@ -43,7 +43,7 @@ export APACHE_PROCESSES APACHE_THREADS
 TEST_DEPLOY_DB ?= kiva_test_deploy
 
 
-.PHONY: help venv db run start stop pg-start pg-stop check system-deps check-stages test-in-process-and-ext lint \
+.PHONY: help venv venv-dev db run start stop pg-start pg-stop check system-deps check-stages test-in-process-and-ext lint \
   test-sqlite test-pg test-ext test-apache test-outage fuzz deploy db-setup apache-start apache-stop bench flood \
   bench-metrics bench-profile bench-instructions test-schema backup restore migrate test-restore test-pitr test-drills \
   cluster-start cluster-stop cluster-status test-cluster bench-cluster clean
@@ -52,11 +52,16 @@ help:
 	@echo "make run    # set up (venv, SQLite database) and serve on http://127.0.0.1:$(APP_PORT)"
 	@echo "make check  # lint, then the test suite on SQLite, PostgreSQL and a live server"
 	@echo "make deploy # copy to DEPLOY_TARGET=$(DEPLOY_TARGET), venv, migrations; DB_INIT=1|demo resets the database"
-	@echo "other targets: venv db start stop pg-start pg-stop db-setup apache-start apache-stop clean (see README.md)"
+	@echo "other targets: venv db start stop pg-start pg-stop db-setup apache-start apache-stop clean (see README.md and docs/)"
 
+# venv: what running needs (make run); venv-dev: the tests and lint on top (make check…)
 venv: $(VENV)/.installed
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
+	touch $@
+venv-dev: $(VENV)/.installed-dev
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
@@ -125,14 +130,14 @@ test-sqlite test-pg test-ext test-outage test-restore test-pitr: export APP_THRO
 test-apache: export APP_THROTTLE_SECONDS = 20
 test-sqlite test-pg test-ext test-apache test-outage: export APP_TRUSTED_PROXIES = 127.0.0.1
 # their databases start from the seed data: the suite must leave exactly that (conftest.py);
-# test-sqlite and test-pg start on the upgraded database (generated rows, tests/upgrade.py):
+# test-sqlite and test-pg start on the upgraded database (generated rows, drills/upgrade.py):
 # the suite must leave the counts it found there
 test-ext test-apache: export KIVA_SEED_CHECK = 1
 # the scrape token of GET /metrics in test runs (tests/test_metrics.py reads it too)
 TEST_METRICS_TOKEN ?= kiva-test-metrics-token-not-for-production
 test-sqlite test-pg test-ext test-apache test-outage test-cluster: export KIVA_METRICS_TOKEN = $(TEST_METRICS_TOKEN)
 
-lint: venv
+lint: venv-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -140,21 +145,21 @@ lint: venv
 # TESTS: what pytest runs in-process (make fuzz narrows it to the fuzzer)
 TESTS ?=
 # the in-process suites run on an upgraded database: created at the baseline schema,
-# filled with UPGRADE_ROWS generated rows, migrated to the latest (tests/upgrade.py
+# filled with UPGRADE_ROWS generated rows, migrated to the latest (drills/upgrade.py
 # checks every row kept); test-ext and test-apache run on new ones (db-init, DB_INIT)
 UPGRADE_ROWS ?= 4000
-test-sqlite: venv
+test-sqlite: venv-dev
 	rm -f $(TEST_SQLITE)
 	export APP_CONFIG=app.conf KIVA_SQLITE=$(TEST_SQLITE) APP_SECRET=$(TEST_SECRET); \
-	$(BIN)/python tests/upgrade.py --sqlite $(TEST_SQLITE) $(UPGRADE_ROWS) && FLASK_TESTER_APP=app $(BIN)/pytest $(TESTS)
+	$(BIN)/python drills/upgrade.py --sqlite $(TEST_SQLITE) $(UPGRADE_ROWS) && FLASK_TESTER_APP=app $(BIN)/pytest $(TESTS)
 
-test-pg: venv
+test-pg: venv-dev
 	PG_DB=$(TEST_DB) scripts/pg.sh start
 	export APP_CONFIG=pg.conf KIVA_DB="$(call PG_URL,$(TEST_DB))" APP_SECRET=$(TEST_SECRET); \
-	$(BIN)/python tests/upgrade.py "$$KIVA_DB" $(UPGRADE_ROWS) && FLASK_TESTER_APP=app $(BIN)/pytest $(TESTS)
+	$(BIN)/python drills/upgrade.py "$$KIVA_DB" $(UPGRADE_ROWS) && FLASK_TESTER_APP=app $(BIN)/pytest $(TESTS)
 
 # the same tests against a live server on PostgreSQL
-test-ext: venv
+test-ext: venv-dev
 	PG_DB=$(TEST_DB) scripts/pg.sh start
 	export APP_CONFIG=pg.conf KIVA_DB="$(call PG_URL,$(TEST_DB))" APP_SECRET=$(TEST_SECRET) \
 	  APP_PORT=$(TEST_PORT) APP_LOG=/tmp/kiva-test-$(TEST_PORT).log APP_PID=/tmp/kiva-test-$(TEST_PORT).pid; \
@@ -165,15 +170,15 @@ test-ext: venv
 # with a random seed (make check's fuzzing is the same at every run: derandomized), and
 # schemathesis with FUZZ_EXAMPLES examples per operation
 FUZZ_EXAMPLES ?= 500
-fuzz: venv
+fuzz: venv-dev
 	KIVA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) KIVA_FUZZ_RANDOM=1 $(MAKE) --no-print-directory test-sqlite test-pg TESTS=tests/test_fuzz.py
 	$(MAKE) --no-print-directory test-schema SCHEMA_EXAMPLES=$(FUZZ_EXAMPLES)
 
 # the same tests through Apache httpd + mod_wsgi, deployed by make deploy to a new
 # temporary folder, on its own PostgreSQL database set up by deploy/db-setup.sql; then a
-# real Prometheus on PROMETHEUS_PORT scrapes it (tests/prometheus_check.py)
+# real Prometheus on PROMETHEUS_PORT scrapes it (drills/prometheus_check.py)
 PROMETHEUS_PORT ?= 9190
-test-apache: venv
+test-apache: venv-dev
 	$(MAKE) --no-print-directory db-setup DEPLOY_DB=$(TEST_DEPLOY_DB)
 	MAKE="$(MAKE) --no-print-directory" KIVA_DB="host=$(PG_DIR) port=$(PG_PORT) dbname=$(TEST_DEPLOY_DB) user=$(DB_ROLE)" \
 	  KIVA_OWNER_DB="host=$(PG_DIR) port=$(PG_PORT) dbname=$(TEST_DEPLOY_DB) user=$(DB_OWNER)" \
@@ -181,11 +186,11 @@ test-apache: venv
 	  PYTEST=$(BIN)/pytest PYTHON=$(BIN)/python deploy/check.sh
 
 # the database outage drill: the app deployed under Apache (2 processes) on a private
-# PostgreSQL cluster (port OUTAGE_PG_PORT, never PG_PORT's), which tests/outage.py
+# PostgreSQL cluster (port OUTAGE_PG_PORT, never PG_PORT's), which drills/outage.py
 # stops (-m fast, then -m immediate) and starts again under a steady client load
 OUTAGE_PG_PORT ?= 5450
 OUTAGE_APACHE_PORT ?= 8095
-test-outage: venv
+test-outage: venv-dev
 	MAKE="$(MAKE) --no-print-directory" APP_SECRET=$(TEST_SECRET) OUTAGE_PG_PORT=$(OUTAGE_PG_PORT) \
 	  OUTAGE_APACHE_PORT=$(OUTAGE_APACHE_PORT) PYTHON=$(BIN)/python deploy/outage.sh
 
@@ -195,49 +200,49 @@ SCHEMA_DB ?= kiva_test_schema
 SCHEMA_PORT ?= 9290
 SCHEMA_EXAMPLES ?= 20
 SCHEMA_SEED ?= 20261128
-test-schema: venv
+test-schema: venv-dev
 	BIN=$(BIN) SCHEMA_DB=$(SCHEMA_DB) SCHEMA_PORT=$(SCHEMA_PORT) SCHEMA_EXAMPLES=$(SCHEMA_EXAMPLES) \
 	  SCHEMA_SEED=$(SCHEMA_SEED) APP_SECRET=$(TEST_SECRET) scripts/schemathesis.sh
 
-# backups (README "Operations"): make backup, make restore BACKUP=<file>, of the database
+# backups (docs/operations.md): make backup, make restore BACKUP=<file>, of the database
 # BACKUP_DB (a superuser's libpq string: every table, owner and grant), or of the SQLite
 # file BACKUP_SQLITE when given; files named kiva-<UTC time>-schema<N>.dump[.db] + .json
 BACKUP_DIR ?= backups
 BACKUP_DB ?= host=$(PG_DIR) port=$(PG_PORT) dbname=$(DEPLOY_DB) user=postgres
 BACKUP_TARGET = $(if $(BACKUP_SQLITE),--sqlite $(BACKUP_SQLITE),"$(BACKUP_DB)")
 backup: venv
-	$(BIN)/python backup.py backup $(BACKUP_TARGET) $(BACKUP_DIR)
+	$(BIN)/python -m scripts.backup backup $(BACKUP_TARGET) $(BACKUP_DIR)
 
 restore: venv
 	@[ -n "$(BACKUP)" ] || { echo "make restore BACKUP=<a file of make backup>" >&2; exit 1; }
-	$(BIN)/python backup.py restore $(BACKUP_TARGET) $(BACKUP)
+	$(BIN)/python -m scripts.backup restore $(BACKUP_TARGET) $(BACKUP)
 
 # schema migrations of the database of APP_CONFIG (app.conf: SQLite; pg.conf: KIVA_DB)
 migrate: venv
 	APP_CONFIG=$${APP_CONFIG:-app.conf} $(BIN)/flask --app app db-upgrade
 
 # the restore drill: a private PostgreSQL cluster (fsync on) on RESTORE_PG_PORT, then
-# SQLite, each served by Flask on RESTORE_APP_PORT (tests/restore_drill.py)
+# SQLite, each served by Flask on RESTORE_APP_PORT (drills/restore_drill.py)
 RESTORE_PG_PORT ?= 5760
 RESTORE_APP_PORT ?= 9385
-test-restore: venv
+test-restore: venv-dev
 	rm -rf /tmp/kiva-backups-$(RESTORE_APP_PORT)
-	$(BIN)/python tests/restore_drill.py postgresql $(RESTORE_PG_PORT) $(RESTORE_APP_PORT) /tmp/kiva-backups-$(RESTORE_APP_PORT)
-	$(BIN)/python tests/restore_drill.py sqlite /tmp/kiva-restore-$(RESTORE_APP_PORT).db $(RESTORE_APP_PORT) \
+	$(BIN)/python drills/restore_drill.py postgresql $(RESTORE_PG_PORT) $(RESTORE_APP_PORT) /tmp/kiva-backups-$(RESTORE_APP_PORT)
+	$(BIN)/python drills/restore_drill.py sqlite /tmp/kiva-restore-$(RESTORE_APP_PORT).db $(RESTORE_APP_PORT) \
 	  /tmp/kiva-backups-$(RESTORE_APP_PORT)
 	rm -rf /tmp/kiva-backups-$(RESTORE_APP_PORT) /tmp/kiva-restore-$(RESTORE_APP_PORT).db
 
 # the point-in-time recovery drill: a private cluster (fsync on) on PITR_PG_PORT archiving
 # its WAL with pgBackRest, recovered into a scratch cluster on PITR_SCRATCH_PORT; Flask on
-# PITR_APP_PORT; PITR_ROWS generated rows (tests/pitr_drill.py); about a minute
+# PITR_APP_PORT; PITR_ROWS generated rows (drills/pitr_drill.py); about a minute
 PITR_PG_PORT ?= 5761
 PITR_SCRATCH_PORT ?= 5762
 PITR_APP_PORT ?= 9386
 PITR_ROWS ?= 20000
-test-pitr: venv
-	$(BIN)/python tests/pitr_drill.py $(PITR_PG_PORT) $(PITR_SCRATCH_PORT) $(PITR_APP_PORT) $(PITR_ROWS)
+test-pitr: venv-dev
+	$(BIN)/python drills/pitr_drill.py $(PITR_PG_PORT) $(PITR_SCRATCH_PORT) $(PITR_APP_PORT) $(PITR_ROWS)
 
-# beyond one server (deploy/cluster.sh, README "Several servers"): HAProxy on CLUSTER_FRONT_PORT
+# beyond one server (deploy/cluster.sh, docs/cluster.md): HAProxy on CLUSTER_FRONT_PORT
 # (runtime API socket in CLUSTER_DIR, stats page on CLUSTER_STATS_PORT), two Kiva nodes under
 # Apache, PgBouncer, Redis (CLUSTER_CACHE=redis|none), PostgreSQL with fsync on
 CLUSTER_FRONT_PORT ?= 9400
@@ -251,7 +256,7 @@ CLUSTER_DIR ?= /tmp/kiva-cluster-$(CLUSTER_FRONT_PORT)
 CLUSTER_CACHE ?= redis
 export CLUSTER_FRONT_PORT CLUSTER_STATS_PORT CLUSTER_NODE1_PORT CLUSTER_NODE2_PORT CLUSTER_PGBOUNCER_PORT \
   CLUSTER_REDIS_PORT CLUSTER_PG_PORT CLUSTER_DIR CLUSTER_CACHE
-cluster-start: venv
+cluster-start: venv-dev
 	MAKE="$(MAKE) --no-print-directory" deploy/cluster.sh start
 
 cluster-stop:
@@ -261,21 +266,21 @@ cluster-status:
 	deploy/cluster.sh status
 
 # a new cluster in its own folder: the whole external test suite through HAProxy, the
-# freshness of the shared cache across the nodes, then the drills (tests/cluster_drills.py)
+# freshness of the shared cache across the nodes, then the drills (drills/cluster_drills.py)
 test-cluster: export APP_THROTTLE_SECONDS = 20
 test-cluster: export APP_TRUSTED_PROXIES = 127.0.0.1
 test-cluster: export CLUSTER_FORWARDFOR_EXCEPT = 127.0.0.0/8
 # the kill drill's slow reads (bcrypt) at once on a node: more than the 2 slots of production
 test-cluster: export APP_PASSWORD_SLOTS = 8
-test-cluster: system-deps venv
+test-cluster: system-deps venv-dev
 	MAKE="$(MAKE) --no-print-directory" APP_SECRET=$(TEST_SECRET) PYTEST=$(BIN)/pytest PYTHON=$(BIN)/python \
 	  CLUSTER_DIR=$(CLUSTER_DIR)-test deploy/cluster-check.sh
 
 # Redis cache vs none through HAProxy: requests per second and PostgreSQL CPU per request
-bench-cluster: venv
+bench-cluster: venv-dev
 	MAKE="$(MAKE) --no-print-directory" PYTHON=$(BIN)/python CLUSTER_DIR=$(CLUSTER_DIR)-bench deploy/cluster-bench.sh
 
-# production: see README "Deploying". Refuses uncommitted changes, and runs make check
+# production: see docs/deploying.md. Refuses uncommitted changes, and runs make check
 # unless it passed on this commit; DEPLOY_FORCE=1 skips both.
 deploy:
 ifneq ($(DEPLOY_FORCE),1)
@@ -327,14 +332,14 @@ bench:
 	  BENCH_CACHE_PORT=$(BENCH_CACHE_PORT) /usr/bin/python3 bench/bench.py
 
 # where the Python CPU of a token GET /things/<tid> goes (cProfile, in-process, bench/cpu_profile.py)
-bench-profile: venv
+bench-profile: venv-dev
 	PG_DB=kiva_profile scripts/pg.sh start
 	export APP_CONFIG=server.conf KIVA_DB="$(call PG_URL,kiva_profile)" APP_SECRET=$(TEST_SECRET); \
 	$(BIN)/flask --app app db-init && $(BIN)/python bench/cpu_profile.py
 
 # instructions per token GET /things/<tid> under callgrind (bench/instructions.py): repeatable
 # to about 0.1 %, whatever the load of the machine; about a minute
-bench-instructions: venv
+bench-instructions: venv-dev
 	PG_DB=kiva_profile scripts/pg.sh start
 	export APP_CONFIG=$(CURDIR)/server.conf KIVA_DB="$(call PG_URL,kiva_profile)" APP_SECRET=$(TEST_SECRET); \
 	$(BIN)/flask --app app db-init && out=$$(mktemp) && \
@@ -364,4 +369,4 @@ bench-metrics:
 clean:
 	-./stop.sh
 	-scripts/pg.sh stop
-	rm -rf $(VENV) kiva.db app.log app.pid .pg .pytest_cache .ruff_cache .mypy_cache .hypothesis __pycache__ tests/__pycache__
+	rm -rf $(VENV) kiva.db app.log app.pid .pg .pytest_cache .ruff_cache .mypy_cache .hypothesis __pycache__ */__pycache__

@@ -10,25 +10,16 @@ import os
 
 import FlaskSimpleAuth as fsa
 
-import audit
 import auth
 import compute
 import database
-import declared
-import docs
-import errors
-import hooks
-import metrics
-import openapi
 import owned
-import security
 import service
 import stuff
 import things
-import throttle
-import usercache
 import users
 from model import PathId
+from production import audit, declared, docs, errors, hooks, metrics, openapi, security, throttle, usercache
 
 logging.basicConfig(level=logging.INFO)
 
@@ -62,7 +53,7 @@ app.teardown_request(database.release)  # roll back on an exception, return the 
 
 errors.init_app(app)
 security.init_app(app)
-throttle.init_app(app)
+throttle.init_app(app, database.db)
 usercache.init_app(app)
 database.init_app(app)
 auth.init_app(app)  # FlaskSimpleAuth's hooks: its request hooks come after the ones above

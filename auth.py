@@ -30,14 +30,11 @@ import typing
 import flask
 import FlaskSimpleAuth as fsa
 
-import context
-import fsa_private
-import throttle
-import usercache
 from database import db
-from errors import body_params, json_error
 from model import Name
-from security import client_address
+from production import context, fsa_private, throttle, usercache
+from production.errors import body_params, json_error
+from production.security import client_address
 
 log = logging.getLogger("kiva.auth")
 

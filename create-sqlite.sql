@@ -4,7 +4,7 @@
 -- are declared types that database.py converts back to Python bool and datetime
 -- (sqlite3 PARSE_DECLTYPES), so both engines answer the same JSON.
 --
--- The latest schema, for reading: the database is made by migrations/ (migrate.py),
+-- The latest schema, for reading: the database is made by migrations/ (production/migrate.py),
 -- and tests/test_migrations.py checks that this file gives the same tables.
 
 CREATE TABLE IF NOT EXISTS Stuff(

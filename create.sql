@@ -6,7 +6,7 @@
 -- Names are non-empty and at most 200 characters: the database says no, the API
 -- maps the refusal to a 400 or a 409.
 --
--- The latest schema, for reading: the database is made by migrations/ (migrate.py),
+-- The latest schema, for reading: the database is made by migrations/ (production/migrate.py),
 -- and tests/test_migrations.py checks that this file gives the same tables.
 
 -- the CRUDS demo

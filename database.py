@@ -17,12 +17,8 @@ import flask
 import FlaskSimpleAuth as fsa
 import psycopg
 
-import context
-import engines
-import errors
-import metrics
-import migrate
-from anodb_private import DB
+from production import context, engines, errors, metrics, migrate, pool_private
+from production.anodb_private import DB
 
 log = logging.getLogger("kiva.database")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -77,7 +73,7 @@ def end_transaction(res: flask.Response) -> flask.Response:
     if g.get("kiva_db_unavailable") and res.status_code != 503:
         res = errors.json_error(errors.UNAVAILABLE, 503)
     # no database used, or no transaction to end (a read in autocommit mode)
-    if not db._has_obj() or not db.in_transaction():
+    if not pool_private.holds_object(db) or not db.in_transaction():
         return res
     try:
         if res.status_code < 400:
@@ -96,7 +92,7 @@ def end_transaction(res: flask.Response) -> flask.Response:
 
 def release(exc: BaseException | None):
     """After the request: roll back if an exception escaped, give the connection back."""
-    if not db._has_obj():
+    if not pool_private.holds_object(db):
         return
     if exc is not None:
         try:
@@ -104,7 +100,7 @@ def release(exc: BaseException | None):
         except errors.DB_ERRORS as e:
             close_broken()
             log.error(f"rollback after an exception failed: {e}")
-    db._ret_obj()
+    pool_private.give_back(db)
 
 
 def probe() -> bool:

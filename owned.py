@@ -4,10 +4,10 @@ import functools
 
 import FlaskSimpleAuth as fsa
 
-import etag
 from database import db
 from model import Int64, Limit, Name
-from paging import DEFAULT_LIMIT, FIRST, page
+from production import etag
+from production.paging import DEFAULT_LIMIT, FIRST, page
 
 blueprint = fsa.Blueprint("owned", __name__)
 

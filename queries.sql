@@ -22,7 +22,7 @@ PRAGMA foreign_keys = ON;
 PRAGMA case_sensitive_like = ON;
 
 -- name: get_schema_version()$
--- The schema version: the number of the last migration applied (migrate.py), whose
+-- The schema version: the number of the last migration applied (production/migrate.py), whose
 -- ids are "NNNN.name" in yoyo-migrations' table.
 SELECT CAST(SUBSTR(MAX(migration_id), 1, 4) AS INTEGER) FROM _yoyo_migration;
 

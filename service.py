@@ -7,14 +7,13 @@ import flask
 import FlaskSimpleAuth as fsa
 
 from database import db
-from errors import DB_FAILURES
+from production import VERSION
+from production.errors import DB_FAILURES
 
 log = logging.getLogger("kiva.service")
 
 # the running app as FlaskSimpleAuth's Flask: its methods (current_user…) typed
 current_app = typing.cast(fsa.Flask, flask.current_app)
-
-VERSION = "1.0.0"
 
 blueprint = fsa.Blueprint("service", __name__)
 
@@ -23,7 +22,7 @@ blueprint = fsa.Blueprint("service", __name__)
 @blueprint.get("/version", authz="OPEN")
 def get_version():
     user = current_app.get_user(required=False)
-    # schema: the number of the last migration applied to the database (migrate.py)
+    # schema: the number of the last migration applied to the database (production/migrate.py)
     schema = db.get_schema_version()
     return {"app": current_app.name, "version": VERSION, "schema": schema, "user": user, "now": db.now()}, 200
 

@@ -2,10 +2,10 @@
 
 import FlaskSimpleAuth as fsa
 
-import etag
 from database import db
 from model import Int64, Limit, Name, Pattern
-from paging import ALL, DEFAULT_LIMIT, FIRST, page
+from production import etag
+from production.paging import ALL, DEFAULT_LIMIT, FIRST, page
 
 blueprint = fsa.Blueprint("stuff", __name__)
 

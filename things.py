@@ -10,10 +10,10 @@ import functools
 
 import FlaskSimpleAuth as fsa
 
-import etag
 from database import db
 from model import Int64, Limit, Mail, Name, Pattern, Price
-from paging import ALL, DEFAULT_LIMIT, FIRST, page
+from production import etag
+from production.paging import ALL, DEFAULT_LIMIT, FIRST, page
 
 blueprint = fsa.Blueprint("things", __name__)
 

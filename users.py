@@ -7,10 +7,10 @@ import flask
 import FlaskSimpleAuth as fsa
 
 import auth
-import etag
 from database import db
 from model import Int64, Limit, Name, Pattern, User
-from paging import ALL, DEFAULT_LIMIT, FIRST, page
+from production import etag
+from production.paging import ALL, DEFAULT_LIMIT, FIRST, page
 
 # the running app as FlaskSimpleAuth's Flask: its methods (current_user…) typed
 current_app = typing.cast(fsa.Flask, flask.current_app)

@@ -8,7 +8,7 @@
 #    string in the access log, the runtime role unable to DROP, ALTER or TRUNCATE,
 #    the TLS template accepted by Apache,
 # 5. Apache restarted (its metrics start from 0), and a real Prometheus scraping it
-#    (tests/prometheus_check.py, on PROMETHEUS_PORT): its counts must be exact,
+#    (drills/prometheus_check.py, on PROMETHEUS_PORT): its counts must be exact,
 # 6. schemathesis (scripts/schemathesis.sh) from /api/openapi.json,
 # 7. a second make deploy keeps the data; a deploy whose migration fails changes
 #    neither the database nor the running code; make deploy DB_INIT=1 resets it
@@ -110,7 +110,7 @@ grep -q "SSLProtocol -all +TLSv1.2 +TLSv1.3" deploy/kiva-httpd.conf || fail "TLS
 echo "test-apache: Apache restarted, a real Prometheus scraping it"
 stop
 $make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
-${PYTHON:-venv/bin/python} tests/prometheus_check.py "$api" "$dir/apache/kiva-error.log" "${PROMETHEUS_PORT:-9190}"
+${PYTHON:-venv/bin/python} drills/prometheus_check.py "$api" "$dir/apache/kiva-error.log" "${PROMETHEUS_PORT:-9190}"
 
 echo "test-apache: schemathesis through Apache, against /api/openapi.json"
 SCHEMA_URL=$api SCHEMA_REPORT=$dir/schemathesis BIN=$(dirname "${PYTEST:-venv/bin/pytest}") scripts/schemathesis.sh
@@ -123,7 +123,7 @@ http GET "$api/stuff?filter=$marker" | grep -q "\"$marker\"" || fail "data lost 
 
 echo "test-apache: a deploy whose migration fails: refused, database and running code unchanged"
 schema=$(http GET "$api/version" | sed 's/.*"schema": *\([0-9]*\).*/\1/')
-[ "$schema" = "$(${PYTHON:-venv/bin/python} migrate.py expected)" ] || fail "schema $schema deployed"
+[ "$schema" = "$(${PYTHON:-venv/bin/python} -m production.migrate expected)" ] || fail "schema $schema deployed"
 broken=$(mktemp -d /tmp/kiva-broken-release.XXXXXX)
 git ls-files -z | xargs -0 cp --parents -t "$broken"
 next=$(printf %04d $((schema + 1)))

@@ -5,7 +5,7 @@
 #    freshness tests must see the refusals from all 4 processes, in the shared log),
 # 2. tests/test_cluster.py: the shared cache fresh on each node right after a change
 #    made through the other one,
-# 3. tests/cluster_drills.py: a node killed, a rolling deploy, Redis stopped, PostgreSQL
+# 3. drills/cluster_drills.py: a node killed, a rolling deploy, Redis stopped, PostgreSQL
 #    restarted, each under load;
 #
 # and the cluster stopped whatever happened, its folder removed when all passed.
@@ -32,7 +32,7 @@ echo "test-cluster: freshness of the shared cache across the nodes"
 FLASK_TESTER_APP=$CLUSTER_API "$pytest" -q tests/test_cluster.py
 
 echo "test-cluster: drills"
-"$python" tests/cluster_drills.py || { tail -n 30 "$CLUSTER_LOG" >&2; exit 1; }
+"$python" drills/cluster_drills.py || { tail -n 30 "$CLUSTER_LOG" >&2; exit 1; }
 echo "test-cluster: $(grep -c 'Traceback' "$CLUSTER_LOG" || true) tracebacks in the app's log"
 
 deploy/cluster.sh stop

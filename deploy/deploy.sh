@@ -4,7 +4,7 @@
 #   DEPLOY_TARGET=/srv/kiva/app deploy/deploy.sh        # a local folder
 #   DEPLOY_TARGET=kiva@server:app deploy/deploy.sh      # a folder over SSH
 #
-# 1. rsync of the schema's files first (migrate.py, migrations/, drop.sql, data.sql,
+# 1. rsync of the schema's files first (production/migrate.py, migrations/, drop.sql, data.sql,
 #    requirements.txt): the running code uses none of them.
 # 2. kiva.env, the deployed app's environment (KIVA_DB, APP_SECRET), is created when
 #    missing (mode 600) from KIVA_DB and APP_SECRET (default: a random secret), and
@@ -15,7 +15,7 @@
 #    /usr/bin/python3 on Debian) and refreshed from requirements.txt.
 # 4. the database, on the target host, with the schema owner's connection string
 #    (kiva-owner.env's KIVA_OWNER_DB): the pending migrations are applied
-#    (migrate.py, one transaction each), and the deployment stops here, the running
+#    (production/migrate.py, one transaction each), and the deployment stops here, the running
 #    code untouched, unless the database reached the version the new code expects.
 #    DB_INIT=1 first drops everything (the only way to drop): a new schema, no user;
 #    DB_INIT=demo also loads data.sql's demo users. Never by default.
@@ -33,8 +33,8 @@ db_init=${DB_INIT:-0}
 case "$db_init" in 0|1|demo) ;; *) echo "DB_INIT=$db_init: 1 (drop, no user) or demo (drop, demo users)" >&2; exit 2 ;; esac
 
 # what the schema needs, sent before the code, and what production needs
-schema_files=(migrate.py migrations/ drop.sql data.sql requirements.txt)
-files=(kiva.wsgi server.conf pg.conf app.conf queries.sql truncate.sql "${schema_files[@]}")
+schema_files=(production/__init__.py production/migrate.py migrations/ drop.sql data.sql requirements.txt)
+files=(kiva.wsgi server.conf pg.conf app.conf queries.sql truncate.sql production/ "${schema_files[@]}")
 
 if [[ $target == *:* ]]; then
   host=${target%%:*} dir=${target#*:}
@@ -46,10 +46,13 @@ else
   mkdir -p "$dir"
 fi
 
-send() {  # FILE…: each file (or folder/) by name at the top of the target, nothing else
-  # is sent nor deleted: --delete only removes there what matches these names and is gone here
+send() {  # FILE…: each file (or folder/) by its path in the project, nothing else is sent
+  # nor deleted: --delete only removes there what matches these names and is gone here
   local filters=()
-  for f in "$@"; do filters+=(--include="/${f#./}"); [[ $f == */ ]] && filters+=(--include="/${f#./}**"); done
+  for f in "$@"; do
+    [[ ${f%/} == */* ]] && filters+=(--include="/${f%%/*}/")  # the folder of production/migrate.py
+    filters+=(--include="/${f#./}"); [[ $f == */ ]] && filters+=(--include="/${f#./}**")
+  done
   rsync -rlt --chmod=D755,F644 --delete -e "$ssh" "${filters[@]}" --exclude='*' ./ "$target/"
 }
 
@@ -76,8 +79,8 @@ on_target "set -e
 
 # the schema owner's connection (migrations, DB_INIT), else the app's
 owner_db='"$(sed -n "s/^KIVA_OWNER_DB=//p" kiva-owner.env 2>/dev/null)"'
-migrate="venv/bin/python migrate.py \"\${owner:-\$(sed -n 's/^KIVA_DB=//p' kiva.env)}\""
-expected=$(on_target "venv/bin/python migrate.py expected")
+migrate="venv/bin/python -m production.migrate \"\${owner:-\$(sed -n 's/^KIVA_DB=//p' kiva.env)}\""
+expected=$(on_target "venv/bin/python -m production.migrate expected")
 case "$db_init" in
   1) echo "deploy: database dropped and created anew (schema version $expected), no user"
      on_target "owner=$owner_db; $migrate init" >/dev/null ;;

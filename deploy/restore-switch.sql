@@ -1,4 +1,4 @@
--- Make a restored database the app's (backup.py restore), run by a superuser:
+-- Make a restored database the app's (scripts/backup.py restore), run by a superuser:
 --
 --   psql -X -v ON_ERROR_STOP=1 -v db=kiva -v new=kiva_r… -v old=kiva_before_… -f deploy/restore-switch.sql
 --
@@ -6,7 +6,7 @@
 -- owners and grants, not the database's own); then :db is closed to new connections,
 -- its sessions are ended (the app's included: it opens new ones at its next requests),
 -- and the two are renamed. The app is unavailable from the end of its sessions to the
--- last rename: a few milliseconds, measured by tests/restore_drill.py.
+-- last rename: a few milliseconds, measured by drills/restore_drill.py.
 
 SELECT pg_get_userbyid(datdba) AS owner, datconnlimit AS conn_limit, datacl IS NULL AS default_acl
   FROM pg_database WHERE datname = :'db' \gset

@@ -7,7 +7,7 @@
 # postgres account can reach whatever the checkout's parents allow; `.pg` in the
 # project points to it (git-ignored). initdb refuses root: as root the cluster runs
 # as the postgres account. Connections: trust on the private socket only (no TCP).
-# `start` also creates the database $PG_DB with the schema (migrate.py: run `make venv`
+# `start` also creates the database $PG_DB with the schema (production/migrate.py: run `make venv`
 # first) and the seed data.
 # PG_FSYNC=on (default off, for the test suite's speed): production durability, for
 # benchmarks and drills; it applies when `start` starts the server.
@@ -43,8 +43,8 @@ start() {
   ln -sfn "$PG_DIR" "$here/.pg"
   if ! psql_su -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'" | grep -q 1; then
     psql_su -d postgres -c "CREATE DATABASE $PG_DB"
-    # the schema by its migrations (migrate.py, the project's venv), then the seed data
-    "$here/venv/bin/python" "$here/migrate.py" "$(url)" init "$here/data.sql" >/dev/null
+    # the schema by its migrations (production/migrate.py, the project's venv), then the seed data
+    (cd "$here" && venv/bin/python -m production.migrate "$(url)" init data.sql) >/dev/null
   fi
   echo "PostgreSQL ready: $(url)"
 }

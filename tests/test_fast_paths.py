@@ -14,9 +14,8 @@ import flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import audit
 import auth
-import hooks
+from production import audit, hooks
 
 
 @settings(max_examples=500, deadline=None)

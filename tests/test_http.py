@@ -129,7 +129,7 @@ def test_closed_route_answers_json_403():
     # errors.json_errors turns any such body into {"error": …}
     import FlaskSimpleAuth as fsa
 
-    import errors
+    from production import errors
 
     app = fsa.Flask("closed", FSA_AUTH=["basic", "none"], FSA_ERROR_RESPONSE="json:error", FSA_LOGGING_LEVEL=50)
     app.after_request(errors.json_errors)

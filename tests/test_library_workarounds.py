@@ -1,7 +1,8 @@
-"""The two modules that use libraries' internals fail here first if a library changes.
+"""The modules that use libraries' internals fail here first if a library changes.
 
-anodb_private.py (anodb 15) and fsa_private.py (FlaskSimpleAuth 36) rely on private
-names: these tests check that the names are still there and still behave as the
+production/anodb_private.py (anodb 15), production/fsa_private.py (FlaskSimpleAuth 36)
+and production/pool_private.py (ProxyPatternPool 11.6) rely on private names: these
+tests check that the names are still there and still behave as the
 workarounds assume. context.py relies on the proxies' `_get_current_object()`, which
 Flask documents ("Notes On Proxies") despite its underscore: checked here too.
 In-process: they build their own objects.
@@ -38,8 +39,7 @@ def test_anodb_still_sleeps_before_reconnecting():
 
 
 def test_anodb_fails_fast_while_the_database_is_down():
-    import anodb_private
-    import errors
+    from production import anodb_private, errors
 
     refusals = []
 
@@ -61,7 +61,7 @@ def test_anodb_fails_fast_while_the_database_is_down():
 
 
 def test_fsa_token_scheme_is_where_the_wrapper_takes_it():
-    import fsa_private
+    from production import fsa_private
 
     app = fsa.Flask("workaround", FSA_AUTH=["token", "none"], FSA_TOKEN_SECRET="a-secret-of-16-chars-at-least")
     seen = []
@@ -90,7 +90,7 @@ def test_context_gives_the_objects_behind_flask_proxies():
     import flask
     import werkzeug.local
 
-    import context
+    from production import context
 
     app = flask.Flask("kiva-context-test")
     with app.test_request_context("/things/1?after=3"):
@@ -110,8 +110,8 @@ def test_in_transaction_follows_the_driver():
     """database.end_transaction ends only what anodb_private.DB.in_transaction says is
     open: a read in autocommit mode leaves nothing, a write leaves its transaction, and a
     lost connection counts as open (its commit must refuse: the write is not done)."""
-    import anodb_private
     from app import app
+    from production import anodb_private
 
     conn = anodb_private.DB(**app.config["ANODB"])
     raw = conn.raw()
@@ -132,3 +132,40 @@ def test_in_transaction_follows_the_driver():
         assert conn.in_transaction()
     finally:
         raw.close()
+
+
+def test_pool_reference_hands_out_and_takes_back():
+    # pool_private: a thread holds no object before its first use, one after, none once given back
+    from production import pool_private
+
+    class Connection:
+        def use(self):
+            return self
+
+    made: list[Connection] = []
+    ref = fsa.Reference()
+    ref.set_fun(lambda _i: made.append(Connection()) or made[-1])
+    assert not pool_private.holds_object(ref)
+    assert ref.use() is made[0]  # any use takes an object for this thread
+    assert pool_private.holds_object(ref) and len(made) == 1
+    pool_private.give_back(ref)
+    assert not pool_private.holds_object(ref)
+
+
+def test_private_names_only_in_the_declared_modules():
+    # a private name of a library used anywhere else is a workaround that escaped its module
+    import os
+    import re
+
+    from helpers import HERE
+
+    declared = {"anodb_private.py", "fsa_private.py", "pool_private.py"}
+    used = re.compile(
+        r"\.(_has_obj|_ret_obj|_get_obj|_set_obj|_do_connect|_conn|_reconn|_db_pkg|_fsa|_am|_authentication)\b"
+    )
+    found = []
+    for folder in (HERE, os.path.join(HERE, "production")):
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".py") and name not in declared:
+                found += [f"{name}: {m.group(0)}" for m in used.finditer(open(os.path.join(folder, name)).read())]
+    assert found == []

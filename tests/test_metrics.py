@@ -53,7 +53,7 @@ def scrape(api) -> str:
 def families(text: str):
     # metrics.py first, as in a server: it chooses prometheus_client's storage when imported
     # (and refuses to come second); not at the top: in-process, the app imports it
-    importlib.import_module("metrics")
+    importlib.import_module("production.metrics")
     from prometheus_client.parser import text_string_to_metric_families
 
     return text_string_to_metric_families(text)
@@ -176,7 +176,7 @@ def test_route_labels_are_templates(api):
 
 @pytest.mark.skipif(EXTERNAL, reason="the files of this process group: in-process only")
 def test_dead_process_files_marked():
-    import metrics  # first: it sets prometheus_client's multiprocess directory
+    from production import metrics  # first: it sets prometheus_client's multiprocess directory
 
     # a process that ended without its atexit hook left its files: its live gauges go, its counters stay
     dead = 2**22 + 12345  # above pid_max's default: no such process

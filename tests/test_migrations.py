@@ -1,4 +1,4 @@
-"""Schema migrations (migrate.py): create*.sql is the latest schema, and a failed
+"""Schema migrations (production/migrate.py): create*.sql is the latest schema, and a failed
 migration leaves the database at the version before it. In-process only: these tests
 make scratch databases next to the configured one (a file, or a database of the
 same PostgreSQL cluster)."""
@@ -13,8 +13,7 @@ import psycopg
 import pytest
 from helpers import EXTERNAL
 
-import migrate
-import snapshot
+from production import migrate, snapshot
 
 pytestmark = pytest.mark.skipif(EXTERNAL, reason="scratch databases beside the app's: in-process only")
 
@@ -58,7 +57,7 @@ def test_create_sql_is_the_latest_schema(scratch):
     assert migrate.upgrade(engine, migrated) == migrate.expected(engine)
     engine, created = scratch()
     create = "create-sqlite.sql" if engine == "sqlite3" else "create.sql"
-    migrate.run_script(engine, created, os.path.join(migrate.HERE, create))
+    migrate.run_script(engine, created, os.path.join(migrate.ROOT, create))
     expected = schema(engine, migrated)
     assert any(kind == "column" and "version" in definition for kind, _, definition in expected)
     assert schema(engine, created) == expected

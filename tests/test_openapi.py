@@ -66,9 +66,8 @@ def test_a_route_unknown_to_the_generator_is_marked_not_dropped():
 
     from werkzeug.routing import Map, Rule
 
-    import declared
-    import openapi
     from app import app
+    from production import declared, openapi
 
     def get_undocumented():  # pragma: no cover: never called
         return "", 204

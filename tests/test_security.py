@@ -248,11 +248,11 @@ def test_secrets_never_echoed(api):
 def test_database_timeouts_answered():
     import psycopg
 
-    import errors
+    from production import errors
 
     slow = errors.refusal(psycopg.errors.QueryCanceled("canceling statement due to statement timeout"))
     assert (slow.status, slow.message) == (400, "this request ran too long: use a more selective filter")
     busy = errors.refusal(psycopg.errors.LockNotAvailable("canceling statement due to lock timeout"))
     assert (busy.status, busy.message, busy.headers) == (503, "the data is busy, please retry", {"Retry-After": "1"})
-    conf = open(os.path.join(os.path.dirname(errors.__file__), "server.conf")).read()
+    conf = open(os.path.join(os.path.dirname(os.path.dirname(errors.__file__)), "server.conf")).read()
     assert "statement_timeout=" in conf and "lock_timeout=" in conf

@@ -2,7 +2,7 @@
 
 import datetime
 
-import migrate
+from production import migrate
 
 
 def test_version(api):

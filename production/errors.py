@@ -22,8 +22,7 @@ import FlaskSimpleAuth as fsa
 import psycopg
 import werkzeug.exceptions
 
-import context
-import metrics
+from production import context, metrics
 
 log = logging.getLogger("kiva.errors")
 

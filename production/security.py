@@ -20,8 +20,8 @@ import urllib.parse
 
 import flask
 
-import context
-from errors import json_error
+from production import context
+from production.errors import json_error
 
 CORS_HEADERS = "Authorization, Content-Type, If-Match, If-None-Match"
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}

@@ -16,7 +16,7 @@ and counted. The drills:
 3. Redis stopped, then started: zero failed requests; a demotion and a password change
    made while Redis is down are in force on both nodes at once, and still after
    Redis is back (no stale authorization from a cache).
-4. PostgreSQL restarted behind PgBouncer (fast, then immediate): tests/outage.py's
+4. PostgreSQL restarted behind PgBouncer (fast, then immediate): drills/outage.py's
    drill through HAProxy (JSON 503s meanwhile, recovery without restart, every
    acknowledged write in the database, refused writes absent).
 
@@ -384,7 +384,7 @@ def drill_postgres() -> list[str]:
     outage.DB_ROUTES.discard("GET /whoami")
     os.environ["PG_CTL_STOP"] = f"{CLUSTER[0]} pg-stop"
     os.environ["PG_CTL_START"] = f"{CLUSTER[0]} pg-start"
-    print("drill postgres: tests/outage.py through HAProxy and PgBouncer")
+    print("drill postgres: drills/outage.py through HAProxy and PgBouncer")
     t0 = time.monotonic()
     r0 = retries()
     drill = outage.Drill(API, PG)

@@ -43,7 +43,7 @@ from typing import Any
 import flask
 import redis
 
-import context
+from production import context
 
 log = logging.getLogger("kiva.usercache")
 

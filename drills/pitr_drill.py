@@ -4,7 +4,7 @@ API, an accidental `DELETE FROM Thing` at time T, more writes, then a recovery i
 scratch cluster to T (recovery_target_time, just before the DELETE committed): every
 thing must be back, and nothing written after T be there.
 
-    python tests/pitr_drill.py PG_PORT SCRATCH_PORT APP_PORT ROWS
+    python drills/pitr_drill.py PG_PORT SCRATCH_PORT APP_PORT ROWS
 
 Figures: rows, base backup size and time, recovery point (how far before T the last
 transaction replayed is) and recovery time (pgBackRest's restore, then the replay of
@@ -25,7 +25,7 @@ from drill import ROOT, Api, Server, run
 from upgrade import fill
 
 sys.path.insert(0, ROOT)
-import migrate  # noqa: E402
+from production import migrate  # noqa: E402
 
 AS_POSTGRES = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
 PG_BIN = sorted(
@@ -41,7 +41,7 @@ def as_postgres(*command: str) -> str:
 
 
 def query(conn: str, name: str, **params):
-    """One statement of the drill itself (tests/pitr.sql: the accident, the checks)."""
+    """One statement of the drill itself (drills/pitr.sql: the accident, the checks)."""
     with psycopg.connect(conn, autocommit=True) as db:
         res = getattr(QUERIES, name)(db, **params)
         return list(res) if hasattr(res, "__next__") else res  # rows are read before the close

@@ -17,7 +17,7 @@ drill stops PostgreSQL for a few seconds and starts it again, once with
    fail (503 "…during commit…": the connection died while committing) and the
    row may be there. Such rows are counted and reported, and only allowed then.
 
-   python tests/outage.py http://127.0.0.1:8095/api "host=… dbname=… user=…"
+   python drills/outage.py http://127.0.0.1:8095/api "host=… dbname=… user=…"
 
 Environment: PG_CTL_STOP (command stopping PostgreSQL, the mode appended),
 PG_CTL_START (command starting it), OUTAGE_USER / OUTAGE_PASS (a seed user).

@@ -10,10 +10,10 @@ previous version. yoyo records what is applied in its table _yoyo_migration; the
 version of the schema is the number of the last migration applied (`/version`
 reads it with queries.sql's get_schema_version).
 
-    python migrate.py [--sqlite] CONN upgrade        # apply what is pending, print the version
-    python migrate.py [--sqlite] CONN init [DATA…]   # drop everything, upgrade, load DATA files
-    python migrate.py [--sqlite] CONN version        # the version the database is at
-    python migrate.py expected                       # the version this code needs
+    python -m production.migrate [--sqlite] CONN upgrade        # apply what is pending, print the version
+    python -m production.migrate [--sqlite] CONN init [DATA…]   # drop everything, upgrade, load DATA files
+    python -m production.migrate [--sqlite] CONN version        # the version the database is at
+    python -m production.migrate expected                       # the version this code needs
 
 CONN is a libpq connection string (PostgreSQL) or a file name (SQLite).
 """
@@ -27,8 +27,9 @@ import urllib.parse
 import psycopg
 import yoyo
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-MIGRATIONS = os.path.join(HERE, "migrations")
+# the project's root: production/ is one level below it
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MIGRATIONS = os.path.join(ROOT, "migrations")
 ENGINE_FOLDER = {"sqlite3": "sqlite", "psycopg": "postgresql"}
 
 
@@ -93,7 +94,7 @@ def run_script(engine: str, conn: str, path: str):
 
 def init(engine: str, conn: str, data: list[str]) -> int:
     """Drop every table, upgrade to the latest version, load the data files."""
-    run_script(engine, conn, os.path.join(HERE, "drop.sql"))
+    run_script(engine, conn, os.path.join(ROOT, "drop.sql"))
     reached = upgrade(engine, conn)
     for path in data:
         run_script(engine, conn, path)
@@ -107,7 +108,7 @@ def main():
     parser.add_argument("action", nargs="?", choices=["upgrade", "init", "version"], default="upgrade")
     parser.add_argument("data", nargs="*", help="init: data files to load after the schema")
     args = parser.parse_args()
-    if args.conn == "expected":  # python migrate.py expected
+    if args.conn == "expected":  # python -m production.migrate expected
         print(expected())
         return
     engine = "sqlite3" if args.sqlite else "psycopg"

@@ -4,10 +4,10 @@ reading: the database must then be exactly the backup's content (per-table row c
 and checksums) and the app must serve it, every acknowledged write of before the backup
 as it was, nothing of after.
 
-    python tests/restore_drill.py postgresql PG_PORT APP_PORT BACKUP_DIR [ROWS]   # a private cluster, fsync on
-    python tests/restore_drill.py sqlite FILE APP_PORT BACKUP_DIR [ROWS]
+    python drills/restore_drill.py postgresql PG_PORT APP_PORT BACKUP_DIR [ROWS]   # a private cluster, fsync on
+    python drills/restore_drill.py sqlite FILE APP_PORT BACKUP_DIR [ROWS]
 
-ROWS (10000) drives the generated rows loaded first (tests/upgrade.py's fill): ~2.8 × ROWS.
+ROWS (10000) drives the generated rows loaded first (drills/upgrade.py's fill): ~2.8 × ROWS.
 """
 
 import os
@@ -19,9 +19,8 @@ from drill import ROOT, Api, Poller, Server, run
 from upgrade import fill
 
 sys.path.insert(0, ROOT)
-import backup  # noqa: E402
-import migrate  # noqa: E402
-import snapshot  # noqa: E402
+from production import migrate, snapshot  # noqa: E402
+from scripts import backup  # noqa: E402
 
 PYTHON = sys.executable
 
@@ -75,7 +74,7 @@ def main():
             api.call("DELETE", f"/stuff/{sid}", 204)
             del before[sid]
         start = time.monotonic()
-        out = run(PYTHON, "backup.py", "backup", *(["--sqlite"] if kind == "sqlite3" else []), admin, folder)
+        out = run(PYTHON, "-m", "scripts.backup", "backup", *(["--sqlite"] if kind == "sqlite3" else []), admin, folder)
         took = time.monotonic() - start
         manifest = backup.json.load(open(out.split("backup: ")[1].split(" (")[0] + ".json"))
         print(out.strip(), f"(the command: {took:.2f} s)")
@@ -96,7 +95,13 @@ def main():
         start = time.monotonic()
         print(
             run(
-                PYTHON, "backup.py", "restore", *(["--sqlite"] if kind == "sqlite3" else []), admin, manifest["file"]
+                PYTHON,
+                "-m",
+                "scripts.backup",
+                "restore",
+                *(["--sqlite"] if kind == "sqlite3" else []),
+                admin,
+                manifest["file"],
             ).strip()
         )
         took = time.monotonic() - start

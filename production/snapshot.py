@@ -2,7 +2,7 @@
 restore must keep. The same on both engines, computed from the rows as the driver
 returns them, in primary key order (the first column of every Kiva table).
 
-    python snapshot.py [--sqlite] CONN     # prints {"table": [rows, "sha256"], …} as JSON
+    python -m production.snapshot [--sqlite] CONN     # prints {"table": [rows, "sha256"], …} as JSON
 """
 
 import argparse

@@ -1,4 +1,4 @@
--- Catalog queries of snapshot.py and tests/test_migrations.py (aiosql): what tables a
+-- Catalog queries of production/snapshot.py and tests/test_migrations.py (aiosql): what tables a
 -- database has, and its schema as comparable rows. "pg_" queries are PostgreSQL's,
 -- "sqlite_" ones SQLite's.
 

@@ -1,4 +1,4 @@
--- The statements of the point-in-time recovery drill (tests/pitr_drill.py), aiosql.
+-- The statements of the point-in-time recovery drill (drills/pitr_drill.py), aiosql.
 
 -- name: thing_ids()
 SELECT tid FROM Thing ORDER BY tid;

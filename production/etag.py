@@ -14,7 +14,7 @@ from collections.abc import Callable
 import flask
 import FlaskSimpleAuth as fsa
 
-import context
+from production import context
 
 # never a row's version: a write expecting it changes nothing, and is answered 412
 STALE = -1

@@ -15,8 +15,8 @@ from urllib.parse import quote
 
 import flask
 
-import context
-from security import client_address
+from production import context
+from production.security import client_address
 
 log = logging.getLogger("kiva.audit")
 

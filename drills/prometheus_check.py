@@ -15,7 +15,7 @@ that every counter starts from 0 (a new metrics directory per Apache start):
    were answered by at least 2 processes: the figures are sums over both;
 4. the 3 alerting rules are loaded and healthy, and none fires.
 
-    tests/prometheus_check.py API AUDIT_LOG PROMETHEUS_PORT
+    drills/prometheus_check.py API AUDIT_LOG PROMETHEUS_PORT
     (environment: KIVA_METRICS_TOKEN, the deployed app's scrape token)
 """
 

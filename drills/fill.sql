@@ -1,4 +1,4 @@
--- Generated rows for the upgrade test (tests/upgrade.py), at the baseline schema:
+-- Generated rows for the upgrade test (drills/upgrade.py), at the baseline schema:
 -- the columns named here are those of migrations/*/0001.baseline.sql.
 
 -- name: fill_stuff(stuff)*!

@@ -7,7 +7,7 @@ per table, before and after). The baseline's CREATE … IF NOT EXISTS make migra
 a no-op on such a database: it is adopted, then migrated. The Makefile then runs the
 whole test suite on the upgraded database.
 
-    python tests/upgrade.py [--sqlite] CONN [ROWS]
+    python drills/upgrade.py [--sqlite] CONN [ROWS]
 """
 
 import argparse
@@ -21,8 +21,7 @@ import aiosql
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-import migrate  # noqa: E402
-import snapshot  # noqa: E402
+from production import migrate, snapshot  # noqa: E402
 
 FILL = os.path.join(HERE, "fill.sql")
 # columns renamed since the baseline, by table: {name: name at the baseline}
@@ -55,10 +54,10 @@ def main():
     parser.add_argument("rows", nargs="?", type=int, default=4000)
     args = parser.parse_args()
     engine = "sqlite3" if args.sqlite else "psycopg"
-    migrate.run_script(engine, args.conn, os.path.join(migrate.HERE, "drop.sql"))
+    migrate.run_script(engine, args.conn, os.path.join(migrate.ROOT, "drop.sql"))
     folder = os.path.join(migrate.MIGRATIONS, migrate.ENGINE_FOLDER[engine])
     migrate.run_script(engine, args.conn, os.path.join(folder, "0001.baseline.sql"))
-    migrate.run_script(engine, args.conn, os.path.join(migrate.HERE, "data.sql"))
+    migrate.run_script(engine, args.conn, os.path.join(migrate.ROOT, "data.sql"))
     fill(engine, args.conn, args.rows)
     with contextlib.closing(snapshot.connect(engine, args.conn)) as db:
         app_tables = [t for t in snapshot.tables(engine, db) if "yoyo" not in t]

@@ -21,7 +21,7 @@ import time
 import anodb
 import psycopg
 
-import metrics
+from production import metrics
 
 log = logging.getLogger("kiva.anodb")
 

@@ -39,8 +39,7 @@ import time
 import flask
 import FlaskSimpleAuth as fsa
 
-import context
-import migrate
+from production import VERSION, context, migrate
 
 
 def process_start(pid: int) -> str:
@@ -254,8 +253,6 @@ def init_app(app: fsa.Flask, probe=None):
     token = app.config.get("KIVA_METRICS_TOKEN")
     if token is not None and len(token) < 16:
         raise RuntimeError("KIVA_METRICS_TOKEN: at least 16 characters, or unset (admins only)")
-    from service import VERSION  # not at the top: service imports database, which imports this module
-
     BUILD_INFO.labels(VERSION, schema_version()).set(1)
     mark_dead_processes()
     atexit.register(process_gone)

@@ -25,18 +25,21 @@ check costs no query: the counts come with the user row (auth.lookup).
 import logging
 import math
 import time
+import typing
 
 import flask
 import FlaskSimpleAuth as fsa
 
-import context
-from database import db
-from errors import DB_FAILURES
-from security import client_address
+from production import context
+from production.errors import DB_FAILURES
+from production.security import client_address
 
 log = logging.getLogger("kiva.throttle")
 
 REFUSAL = "too many failed logins, retry later"
+
+# the app's database (database.db), given by init_app: this layer is below database.py
+db: typing.Any = None
 
 
 def settings() -> tuple[int, int, float]:
@@ -102,8 +105,10 @@ def count(res: flask.Response) -> flask.Response:
     return res
 
 
-def init_app(app: flask.Flask):
-    """The settings (app.py runs `count` after the request's transaction)."""
+def init_app(app: flask.Flask, database: typing.Any):
+    """The settings and the database (app.py runs `count` after the request's transaction)."""
+    global db
+    db = database
     app.config.setdefault("KIVA_THROTTLE_FAILURES", 5)
     app.config.setdefault("KIVA_THROTTLE_ADDRESS_FAILURES", 20)
     app.config.setdefault("KIVA_THROTTLE_SECONDS", 300.0)

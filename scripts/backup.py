@@ -1,7 +1,7 @@
 """Backups and restores of Kiva's database, verified by per-table counts and checksums.
 
-    python backup.py backup [--sqlite] CONN DIR      # → DIR/kiva-<time>-schema<N>.dump[.db] (+ .json)
-    python backup.py restore [--sqlite] CONN BACKUP  # a new database, verified, made the app's
+    python -m scripts.backup backup [--sqlite] CONN DIR      # → DIR/kiva-<time>-schema<N>.dump[.db] (+ .json)
+    python -m scripts.backup restore [--sqlite] CONN BACKUP  # a new database, verified, made the app's
 
 PostgreSQL: `pg_dump -Fc` (custom format: compressed, restored by pg_restore), run with a
 PostgreSQL superuser's CONN so that every table, owner and grant is in it. The
@@ -34,9 +34,10 @@ import aiosql
 import psycopg
 from psycopg import sql
 
-import snapshot
+from production import snapshot
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+# the project's root: scripts/ is one level below it
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SWITCH = os.path.join(HERE, "deploy", "restore-switch.sql")
 QUERIES = os.path.join(HERE, "queries.sql")
 PG, SQLITE = aiosql.from_path(QUERIES, "psycopg"), aiosql.from_path(QUERIES, "sqlite3")

@@ -1,0 +1,92 @@
+"""The architecture, checked: who may import whom (production/__init__.py is the map).
+
+Layers, from the top: app.py; the blueprints; auth.py; database.py; the production
+package; model.py (types only). A module imports only from layers below its own, the
+production modules import each other without a cycle, and nothing the app runs imports
+the drills, scripts, tests or benchmarks. Every import counts, deferred ones included.
+"""
+
+import ast
+import os
+
+from helpers import HERE
+
+BLUEPRINTS = {"stuff", "things", "users", "owned", "compute", "service"}
+LAYERS = [{"app"}, BLUEPRINTS, {"auth"}, {"database"}, {"production"}, {"model"}]
+
+
+def layer(module: str) -> int:
+    top = module.split(".")[0]
+    return next(i for i, names in enumerate(LAYERS) if top in names)
+
+
+def app_modules() -> dict[str, str]:
+    """Every module the app runs, by dotted name: its file."""
+    found = {f[:-3]: os.path.join(HERE, f) for f in os.listdir(HERE) if f.endswith(".py")}
+    package = os.path.join(HERE, "production")
+    found |= {f"production.{f[:-3]}": os.path.join(package, f) for f in os.listdir(package) if f.endswith(".py")}
+    found["production"] = found.pop("production.__init__")
+    return found
+
+
+def imports(path: str, known: set[str]) -> set[str]:
+    """The project's modules that this file imports, wherever the import statement is."""
+    found = set()
+    for node in ast.walk(ast.parse(open(path).read())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return {name for name in found if name in known or name.split(".")[0] in {"drills", "scripts", "tests", "bench"}}
+
+
+def graph() -> dict[str, set[str]]:
+    modules = app_modules()
+    return {name: imports(path, set(modules)) - {name} for name, path in modules.items()}
+
+
+def test_every_module_has_a_layer():
+    assert {m for m in app_modules() if m.split(".")[0] not in set().union(*LAYERS)} == set()
+    assert len([m for m in app_modules() if "." not in m and m != "production"]) == 10  # the course's core
+
+
+def test_imports_go_down_only():
+    upward = [
+        (a, b)
+        for a, targets in graph().items()
+        for b in targets
+        if b.split(".")[0] in {"drills", "scripts", "tests", "bench"} or layer(b) < layer(a)
+    ]
+    assert upward == []
+
+
+def test_blueprints_do_not_import_each_other():
+    assert [(a, b) for a, targets in graph().items() if a in BLUEPRINTS for b in targets if b in BLUEPRINTS] == []
+
+
+def test_no_import_cycle():
+    edges = graph()
+    done: set[str] = set()
+    cycles = []
+
+    def visit(node: str, path: list[str]):
+        if node in path:
+            cycles.append(path[path.index(node) :] + [node])
+            return
+        if node in done:
+            return
+        for nxt in sorted(edges.get(node, ())):
+            visit(nxt, path + [node])
+        done.add(node)
+
+    for node in sorted(edges):
+        visit(node, [])
+    assert cycles == []
+
+
+def test_the_checks_see_an_upward_import(tmp_path):
+    """The reader finds deferred imports: an upward one, planted, is seen."""
+    planted = tmp_path / "planted.py"
+    planted.write_text("def f():\n    from service import get_version\n    import stuff\n")
+    assert imports(str(planted), {"service", "stuff"}) == {"service", "stuff"}
