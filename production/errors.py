@@ -107,8 +107,17 @@ def error_response(e: BaseException) -> flask.Response:
 
 
 def check_json_body():
-    """Parse a JSON body before FlaskSimpleAuth does: it must be an object of parameters."""
+    """Parse a JSON body before FlaskSimpleAuth does: it must be an object of parameters.
+
+    An empty body is no body, whatever its Content-Type says (API.md): clients that send
+    `Content-Type: application/json` on every request, GETs included, must work. The
+    type is dropped from the WSGI environ before anything reads it, so that neither
+    Werkzeug nor FlaskSimpleAuth looks for JSON parameters there.
+    """
     req = context.request()
+    if "json" in req.environ.get("CONTENT_TYPE", "") and not req.get_data(cache=True).strip():
+        del req.environ["CONTENT_TYPE"]
+        return None
     if not req.is_json:
         return None
     try:
