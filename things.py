@@ -2,7 +2,7 @@
 
 The database says no: a taken name (409), an owner that still has things (409),
 a negative price (400) are refused by the constraints of create.sql, and
-database.py turns the refusal into the answer. A route asks a second question
+production/errors.py turns the refusal into the answer. A route asks a second question
 only to tell which of two answers a refusal means (no such owner, or a conflict).
 """
 

@@ -5,7 +5,7 @@ of create.sql are the source of truth (unique → 409, check → 400…), and an
 unreachable database is a 503 until it comes back, without any restart.
 
 FlaskSimpleAuth already answers JSON for its own errors and for Werkzeug's HTTP
-exceptions; this module closes the gaps its version 36 leaves (LIBRARY-NOTES.md):
+exceptions; this module closes the gaps its version 36 leaves (the course's shared/LIBRARY-NOTES.md):
 a body that is not a JSON object or nested too deep, a body over the size limit, a
 405 without its `Allow` header, a closed route's plain-text 403, and messages that
 echo a secret the request carried (FlaskSimpleAuth's cast errors echo the value).

@@ -264,8 +264,9 @@ def operation(app: fsa.Flask, rule, method: str, decl: declared.Declaration, sin
     several = len((rule.methods or set()) - AUTOMATIC_METHODS) > 1  # /login: GET and POST, one function
     blueprint, function = endpoint.split(".")
     op: dict = {"operationId": function + (f"_{method.lower()}" if several else ""), "tags": [blueprint]}
-    # the summary is the route's own comment line: "# GET /stuff: all stuff, or those matching…"
-    comment = inspect.getcomments(decl.view) or ""
+    # the summary is the route's own comment, "# GET /stuff: all stuff, or those matching…",
+    # its lines joined without their "#"
+    comment = " ".join(line.lstrip("#").strip() for line in (inspect.getcomments(decl.view) or "").splitlines())
     if ": " in comment:
         op["summary"] = comment.split(": ", 1)[1].strip()
     if decl.view.__doc__:

@@ -89,6 +89,14 @@ def test_a_route_unknown_to_the_generator_is_marked_not_dropped():
         openapi.generate(stub)
 
 
+def test_summaries_are_the_route_comments_as_text(document):
+    summaries = {key: op.get("summary") for key, op in operations(document).items()}
+    assert summaries[("GET", "/stuff/{sid}")] == "get this stuff"
+    # a comment on two lines is one sentence, its second "#" gone
+    assert summaries[("PATCH", "/users/{uid}")].endswith("; an administrator changes anybody's password and isadmin")
+    assert [key for key, text in summaries.items() if not text or "#" in text or "\n" in text] == []
+
+
 def test_servers_points_to_the_api_behind_its_prefix(document):
     base = os.environ.get("FLASK_TESTER_APP", "app")
     prefix = urllib.parse.urlparse(base).path.rstrip("/") if EXTERNAL else ""
