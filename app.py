@@ -32,6 +32,7 @@ app.url_map.converters["int"] = PathId  # ids beyond 64 bits are a 404, not a da
 BEFORE_REQUEST = [
     audit.start_clock,
     metrics.start,  # the latency clock; GET /metrics with the scrape token answered here
+    errors.unknown_route_first,  # 404, 405: before the checks below
     security.refuse_cross_site_writes,  # 403
     errors.check_json_body,  # 400: malformed, nested too deep, not an object
     auth.one_kind_of_credentials,  # 400: credentials in the URL or of two kinds

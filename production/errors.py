@@ -106,6 +106,15 @@ def error_response(e: BaseException) -> flask.Response:
     return json_error("internal database error", 500)
 
 
+def unknown_route_first():
+    """A path no route has (404), a method its route does not take (405): said before any
+    other check (API.md). Flask would raise it only when dispatching, after the hooks."""
+    exception = context.request().routing_exception
+    if exception is not None:
+        raise exception
+    return None
+
+
 def check_json_body():
     """Parse a JSON body before FlaskSimpleAuth does: it must be an object of parameters.
 

@@ -5,6 +5,7 @@ from helpers import EXTERNAL, basic
 
 JSON = {"Content-Type": "application/json"}
 MALFORMED, NOT_AN_OBJECT = "malformed or empty JSON body", "the JSON body must be an object of parameters"
+NOT_ALLOWED = "The method is not allowed for the requested URL."
 
 
 def test_malformed_json_bodies(raw):
@@ -47,6 +48,25 @@ def test_method_not_allowed_has_allow(api):
     assert set(res.headers["Allow"].split(", ")) >= {"GET", "POST"}
     res = api.post("/stuff/1", 405)
     assert set(res.headers["Allow"].split(", ")) >= {"GET", "PUT", "PATCH", "DELETE"}
+
+
+def test_an_undeclared_method_is_a_405_before_any_other_check(raw):
+    # credentials of two kinds (400), a cross-site write (403), a malformed body (400): the
+    # route does not take the method, which says so first (API.md, Conventions)
+    for headers, body in [
+        ({"Authorization": "Basic Y2FsdmluOmhvYmJlcw==", **JSON}, '{"USER": "calvin", "PASS": "hobbes"}'),
+        ({"Sec-Fetch-Site": "cross-site"}, ""),
+        (JSON, "{"),
+    ]:
+        for method, path in [("TRACE", "/login"), ("DELETE", "/stuff"), ("POST", "/stuff/1"), ("BREW", "/users")]:
+            res = raw.request(method, path, headers=headers, data=body)
+            assert (res.status_code, res.json_body) == (
+                405,
+                {"error": "The method is not allowed for the requested URL."},
+            )
+            assert res.headers["Allow"]
+    res = raw.request("TRACE", "/no/such/route", headers={"Sec-Fetch-Site": "cross-site"})
+    assert (res.status_code, res.json_body["error"][:18]) == (404, "The requested URL ")
 
 
 def test_integers_out_of_range(api):
