@@ -31,7 +31,7 @@ import flask
 import FlaskSimpleAuth as fsa
 
 from database import db
-from model import Name
+from model import PASSWORD_MAX_BYTES, Name
 from production import context, fsa_private, throttle, usercache
 from production.errors import body_params, json_error
 from production.security import client_address
@@ -41,8 +41,6 @@ log = logging.getLogger("kiva.auth")
 # the running app as FlaskSimpleAuth's Flask: its methods (current_user…) typed
 current_app = typing.cast(fsa.Flask, flask.current_app)
 
-# bcrypt only reads the first 72 bytes: longer passwords are refused, not truncated
-PASSWORD_MAX_BYTES = 72
 
 # the least bcrypt cost production accepts (about 0.25 s a hash on a 2020s core)
 PRODUCTION_ROUNDS = 12

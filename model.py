@@ -4,6 +4,7 @@ FlaskSimpleAuth casts each request parameter to its declared type; a value the
 type refuses (ValueError) is a 400 with the reason, before the route runs.
 """
 
+import datetime
 import decimal
 import math
 import re
@@ -20,21 +21,29 @@ PRICE_MAX = decimal.Decimal(10) ** 10
 CENT = decimal.Decimal("0.01")
 
 
-# control characters (Unicode category Cc) as a JSON-schema (ECMA 262) character class
-CONTROL = "\\x00-\\x1f\\x7f-\\x9f"
+# what no text of Kiva may hold, as a JSON-schema (ECMA 262) character class that Python's
+# re reads the same: control characters (Unicode category Cc), and halves of surrogate
+# pairs (a JSON "\\ud800" alone is no character: no database stores it). The server checks
+# the very pattern the document gives: a name valid by /openapi.json is never refused.
+CONTROL = "\\x00-\\x1f\\x7f-\\x9f\\ud800-\\udfff"
+NAME_PATTERN = f"^[^{CONTROL}]*$"
+
+
+def matches(pattern: str, value: str) -> bool:
+    """Whether the value matches a JSON-schema pattern "^…$" as ECMA 262 reads it: Python's
+    "$" also matches before a final new line, hence fullmatch without the anchors."""
+    return re.fullmatch(pattern.removeprefix("^").removesuffix("$"), value) is not None
 
 
 class Name(str):
     """A name: a non-empty string of at most 200 characters, no control character."""
 
-    # the OpenAPI description of the type (openapi.py); isprintable() also refuses a few
-    # rarer characters (unassigned, separators) that a JSON-schema pattern cannot list
     json_schema = {
         "type": "string",
         "minLength": 1,
         "maxLength": NAME_MAX,
-        "pattern": f"^[^{CONTROL}]*$",
-        "description": "printable characters only (no control character)",
+        "pattern": NAME_PATTERN,
+        "description": "no control character",
     }
 
     def __new__(cls, value):
@@ -42,7 +51,7 @@ class Name(str):
             raise ValueError("a name must be a string")
         if not 1 <= len(value) <= NAME_MAX:
             raise ValueError(f"a name must have 1 to {NAME_MAX} characters")
-        if not value.isprintable():
+        if not matches(NAME_PATTERN, value):
             raise ValueError("a name must not contain control characters")
         return super().__new__(cls, value)
 
@@ -53,6 +62,46 @@ class Pattern(Name):
     json_schema = {**Name.json_schema, "description": 'a SQL LIKE pattern ("C%"), the rules of a name'}
 
 
+# bcrypt reads the first 72 bytes only: longer passwords are refused, not truncated
+PASSWORD_MAX_BYTES = 72
+# the shortest new password (app.conf's FSA_PASSWORD_LENGTH says the same: tests/test_openapi.py)
+PASSWORD_MIN = 6
+
+
+class Secret(str):
+    """A password to hash or to check: at most 72 bytes in UTF-8, what bcrypt reads.
+
+    Its refusals are ErrorResponses, like User's: FlaskSimpleAuth's cast error would say
+    "cast error on <the password>" (errors.py would hide it, in a message made unreadable).
+    """
+
+    json_schema = {
+        "type": "string",
+        "format": "password",
+        "maxLength": PASSWORD_MAX_BYTES,
+        "description": f"at most {PASSWORD_MAX_BYTES} bytes in UTF-8 (bcrypt reads no more)",
+    }
+
+    def __new__(cls, value):
+        if not isinstance(value, str):
+            raise fsa.ErrorResponse("a password must be a string", 400)
+        if len(value.encode()) > PASSWORD_MAX_BYTES:
+            raise fsa.ErrorResponse(f"password longer than {PASSWORD_MAX_BYTES} bytes", 400)
+        return super().__new__(cls, value)
+
+
+class Password(Secret):
+    """A new password: 6 characters or more, at most 72 bytes."""
+
+    json_schema = {**Secret.json_schema, "minLength": PASSWORD_MIN}
+
+    def __new__(cls, value):
+        value = super().__new__(cls, value)
+        if len(value) < PASSWORD_MIN:  # FlaskSimpleAuth's own words for its quality rule
+            raise fsa.ErrorResponse(f"password is too short, must be at least {PASSWORD_MIN}", 400)
+        return value
+
+
 class Mail(str):
     """A mail address, checked simply: printable, no space, at most 200 characters,
     one "@" between a non-empty local part and a domain with a dot inside ("a@b.c").
@@ -60,12 +109,15 @@ class Mail(str):
     Whether the address exists is for a confirmation mail to tell, not for a pattern.
     """
 
+    # a domain with a dot between two other characters: "a@b.c", not "a@b." nor "a@.b";
+    # no space (" ", and the control characters: tab, new line…). The server checks this
+    # very pattern ([…] and not \\s, whose Unicode spaces differ between ECMA 262 and Python).
+    pattern = f"^[^@ {CONTROL}]+@[^@ {CONTROL}]*[^@. {CONTROL}][.]+[^@. {CONTROL}][^@ {CONTROL}]*$"
     json_schema = {
         "type": "string",
         "minLength": 1,
         "maxLength": NAME_MAX,
-        # a domain with a dot between two other characters: "a@b.c", not "a@b." nor "a@.b"
-        "pattern": f"^[^@\\s{CONTROL}]+@[^@\\s{CONTROL}]*[^@.\\s{CONTROL}][.]+[^@.\\s{CONTROL}][^@\\s{CONTROL}]*$",
+        "pattern": pattern,
         "examples": ["name@example.org"],
     }
 
@@ -74,11 +126,8 @@ class Mail(str):
             raise ValueError("a mail address must be a string")
         if not 1 <= len(value) <= NAME_MAX:
             raise ValueError(f"a mail address must have 1 to {NAME_MAX} characters")
-        if not value.isprintable() or any(c.isspace() for c in value):
-            raise ValueError("a mail address must not contain spaces or control characters")
-        local, at, domain = value.partition("@")
-        if not at or not local or "@" in domain or "." not in domain.strip("."):
-            raise ValueError('a mail address looks like "name@example.org"')
+        if not matches(cls.pattern, value):
+            raise ValueError('a mail address looks like "name@example.org": no space nor control character')
         return super().__new__(cls, value)
 
 
@@ -117,8 +166,11 @@ class Price(float):
 def integer(value) -> int:
     """A JSON integer, or a string of ASCII digits with an optional sign.
 
-    Stricter than int(): no "1_000", no " 5 ", no other scripts' digits ("١" is 1).
+    Stricter than int(): no "1_000", no " 5 ", no other scripts' digits ("١" is 1). A JSON
+    number without a fraction (12.0) is an integer, as JSON Schema says.
     """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ValueError("expecting an integer")
     if isinstance(value, str) and not re.fullmatch(r"[-+]?[0-9]{1,40}", value):
@@ -186,7 +238,7 @@ class User(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid", strict=True)
 
     login: Login
-    password: str
+    password: typing.Annotated[str, pydantic.AfterValidator(Password), pydantic.WithJsonSchema(Password.json_schema)]
     isAdmin: bool = False
     uid: int | None = None  # unknown on POST, must match the path on PUT
 
@@ -205,3 +257,70 @@ class User(pydantic.BaseModel):
                 for err in e.errors(include_input=False, include_url=False)
             )
             raise fsa.ErrorResponse(f"invalid user: {faults}", 400) from None
+
+
+#
+# what the routes answer: the shapes of their bodies (production/contract.py's @answers)
+#
+
+Id = typing.Annotated[int, pydantic.WithJsonSchema({"type": "integer", "format": "int64"})]
+NameText = typing.Annotated[str, pydantic.WithJsonSchema(Name.json_schema)]
+PriceValue = typing.Annotated[float, pydantic.WithJsonSchema(Price.json_schema)]
+
+
+class Stuff(pydantic.BaseModel):
+    """A stuff."""
+
+    sid: Id
+    stuff: NameText
+
+
+class Owner(pydantic.BaseModel):
+    """An owner of things."""
+
+    oid: Id
+    oname: NameText
+    omail: str
+
+
+class Thing(pydantic.BaseModel):
+    """A thing, with its owner."""
+
+    tid: Id
+    tname: NameText
+    oid: Id
+    tprice: PriceValue
+
+
+class UserInfo(pydantic.BaseModel):
+    """A user as Kiva shows it: never the password hash."""
+
+    uid: Id
+    login: NameText
+    isadmin: bool
+    created: datetime.datetime
+
+
+class Owned(pydantic.BaseModel):
+    """An object and its owner's uid."""
+
+    oid: Id
+    object: NameText
+    owner: Id
+
+
+class Version(pydantic.BaseModel):
+    """GET /version: the whole chain works, up to the database's clock."""
+
+    app: str
+    version: str
+    schema_: int | None = pydantic.Field(alias="schema")  # the database's schema version
+    user: str | None
+    now: datetime.datetime
+
+
+class Health(pydantic.BaseModel):
+    """GET /health: for load balancers and monitoring."""
+
+    status: typing.Literal["ok", "error"]
+    db: typing.Literal["ok", "unreachable"]

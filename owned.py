@@ -5,8 +5,9 @@ import functools
 import FlaskSimpleAuth as fsa
 
 from database import db
-from model import Int64, Limit, Name
+from model import Int64, Limit, Name, Owned
 from production import etag
+from production.contract import answers, created
 from production.paging import DEFAULT_LIMIT, FIRST, page
 
 blueprint = fsa.Blueprint("owned", __name__)
@@ -15,18 +16,21 @@ blueprint = fsa.Blueprint("owned", __name__)
 # GET /owned, GET /object: every object, for administrators
 @blueprint.get("/owned", authz="ADMIN")
 @blueprint.get("/object", authz="ADMIN", endpoint="get_object")
+@answers(200, list[Owned])
 def get_owned(after: Int64 = FIRST, limit: Limit = DEFAULT_LIMIT):
     return page(db.get_owned_page, "oid", after, limit)
 
 
 # GET /owned/<uid>: the objects of this user, for them or an administrator
 @blueprint.get("/owned/<uid>", authz=("user", "uid"))
+@answers(200, list[Owned])
 def get_owned_uid(uid: int, after: Int64 = FIRST, limit: Limit = DEFAULT_LIMIT):
     return page(functools.partial(db.get_owned_uid_page, uid=uid), "oid", after, limit)
 
 
 # POST /object: a new object owned by the caller
 @blueprint.post("/object", authz="AUTH")
+@answers(201, created("oid"), may=[409])
 def post_object(user: fsa.CurrentUser, object: Name):
     oid = db.add_object(object=object, login=user)
     fsa.checkVal(oid, f"you own this object already: {object}", 409)
@@ -35,6 +39,7 @@ def post_object(user: fsa.CurrentUser, object: Name):
 
 # GET /object/<oid>: an object, for its owner
 @blueprint.get("/object/<oid>", authz=("owned", "oid"))
+@answers(200, Owned)
 def get_object_oid(oid: int):
     res = db.get_object_oid(oid=oid)
     fsa.checkVal(res, f"no such object: {oid}", 404)
@@ -43,6 +48,7 @@ def get_object_oid(oid: int):
 
 # PATCH /object/<oid>: rename an object, for its owner
 @blueprint.patch("/object/<oid>", authz=("owned", "oid"))
+@answers(204, may=[409])
 def patch_object_oid(oid: int, object: Name):
     version = etag.expected(oid, lambda: db.get_object_oid(oid=oid))
     if not db.upd_object_oid(oid=oid, object=object, version=version):
@@ -52,6 +58,7 @@ def patch_object_oid(oid: int, object: Name):
 
 # DELETE /object/<oid>: delete an object, for its owner
 @blueprint.delete("/object/<oid>", authz=("owned", "oid"))
+@answers(204)
 def delete_object_oid(oid: int):
     version = etag.expected(oid, lambda: db.get_object_oid(oid=oid))
     if not db.del_object_oid(oid=oid, version=version):

@@ -7,7 +7,9 @@ import flask
 import FlaskSimpleAuth as fsa
 
 from database import db
+from model import Health, Version
 from production import VERSION
+from production.contract import answers
 from production.errors import DB_FAILURES
 
 log = logging.getLogger("kiva.service")
@@ -20,6 +22,7 @@ blueprint = fsa.Blueprint("service", __name__)
 
 # GET /version: app name and version, current user if any, time from the database
 @blueprint.get("/version", authz="OPEN")
+@answers(200, Version)
 def get_version():
     user = current_app.get_user(required=False)
     # schema: the number of the last migration applied to the database (production/migrate.py)
@@ -29,6 +32,7 @@ def get_version():
 
 # GET /health: 200 when the database answers, 503 when it does not
 @blueprint.get("/health", authz="OPEN")
+@answers(200, Health, outage=Health)
 def get_health():
     try:
         db.now()

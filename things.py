@@ -11,8 +11,9 @@ import functools
 import FlaskSimpleAuth as fsa
 
 from database import db
-from model import Int64, Limit, Mail, Name, Pattern, Price
+from model import Int64, Limit, Mail, Name, Owner, Pattern, Price, Thing
 from production import etag
+from production.contract import answers, created
 from production.paging import ALL, DEFAULT_LIMIT, FIRST, page
 
 blueprint = fsa.Blueprint("things", __name__)
@@ -25,12 +26,14 @@ blueprint = fsa.Blueprint("things", __name__)
 
 # GET /owners: all owners, or those whose name matches a LIKE pattern, by pages
 @blueprint.get("/owners", authz="AUTH")
+@answers(200, list[Owner])
 def get_owners(filter: Pattern = ALL, after: Int64 = FIRST, limit: Limit = DEFAULT_LIMIT):
     return page(db.get_owner_page, "oid", after, limit, filter=filter)
 
 
 # POST /owners: add a new owner
 @blueprint.post("/owners", authz="ADMIN")
+@answers(201, created("oid"), may=[409])
 def post_owners(oname: Name, omail: Mail):
     oid = db.add_owner(oname=oname, omail=omail)
     fsa.checkVal(oid, f"owner already exists: {oname}", 409)
@@ -39,6 +42,7 @@ def post_owners(oname: Name, omail: Mail):
 
 # GET /owners/<oid>: get this owner
 @blueprint.get("/owners/<oid>", authz="AUTH")
+@answers(200, Owner)
 def get_owners_oid(oid: int):
     res = db.get_owner_oid(oid=oid)
     fsa.checkVal(res, f"no such owner: {oid}", 404)
@@ -47,6 +51,7 @@ def get_owners_oid(oid: int):
 
 # PATCH /owners/<oid>: change the name or the mail address of this owner
 @blueprint.patch("/owners/<oid>", authz="ADMIN")
+@answers(204, may=[409])
 def patch_owners_oid(oid: int, oname: Name | None = None, omail: Mail | None = None):
     fsa.checkVal(oname is not None or omail is not None, "nothing to update: oname or omail", 400)
     return update_owner(oid, oname, omail)
@@ -54,6 +59,7 @@ def patch_owners_oid(oid: int, oname: Name | None = None, omail: Mail | None = N
 
 # PUT /owners/<oid>: replace the name and the mail address of this owner
 @blueprint.put("/owners/<oid>", authz="ADMIN")
+@answers(204, may=[409])
 def put_owners_oid(oid: int, oname: Name, omail: Mail):
     return update_owner(oid, oname, omail)
 
@@ -68,6 +74,7 @@ def update_owner(oid: int, oname: str | None, omail: str | None):
 
 # DELETE /owners/<oid>: delete this owner, refused (409) while they have things
 @blueprint.delete("/owners/<oid>", authz="ADMIN")
+@answers(204, may=[409])
 def delete_owners_oid(oid: int):
     version = etag.expected(oid, lambda: db.get_owner_oid(oid=oid))
     if not db.del_owner_oid(oid=oid, version=version):
@@ -77,6 +84,7 @@ def delete_owners_oid(oid: int):
 
 # GET /owners/<oid>/things: the things of this owner, by pages
 @blueprint.get("/owners/<oid>/things", authz="AUTH")
+@answers(200, list[Thing])
 def get_owners_oid_things(oid: int, after: Int64 = FIRST, limit: Limit = DEFAULT_LIMIT):
     fsa.checkVal(db.get_owner_oid(oid=oid), f"no such owner: {oid}", 404)
     things_of = functools.partial(db.get_thing_oid_page, oid=oid, filter=ALL, pmin=None, pmax=None)
@@ -90,6 +98,7 @@ def get_owners_oid_things(oid: int, after: Int64 = FIRST, limit: Limit = DEFAULT
 
 # GET /things: all things, or those matching a LIKE pattern, an owner, a price range, by pages
 @blueprint.get("/things", authz="AUTH")
+@answers(200, list[Thing])
 def get_things(
     filter: Pattern = ALL,
     oid: Int64 | None = None,
@@ -105,6 +114,7 @@ def get_things(
 
 # POST /things: add a new thing to an owner
 @blueprint.post("/things", authz="ADMIN")
+@answers(201, created("tid"), may=[404, 409])
 def post_things(tname: Name, oid: Int64, tprice: Price):
     tid = db.add_thing(tname=tname, oid=oid, tprice=tprice)
     if tid is None:  # no such owner, or a thing of that name already
@@ -115,6 +125,7 @@ def post_things(tname: Name, oid: Int64, tprice: Price):
 
 # GET /things/<tid>: get this thing
 @blueprint.get("/things/<tid>", authz="AUTH")
+@answers(200, Thing)
 def get_things_tid(tid: int):
     res = db.get_thing_tid(tid=tid)
     fsa.checkVal(res, f"no such thing: {tid}", 404)
@@ -123,6 +134,7 @@ def get_things_tid(tid: int):
 
 # PATCH /things/<tid>: change the name, the owner or the price of this thing
 @blueprint.patch("/things/<tid>", authz="ADMIN")
+@answers(204, may=[409])
 def patch_things_tid(tid: int, tname: Name | None = None, oid: Int64 | None = None, tprice: Price | None = None):
     fsa.checkVal((tname, oid, tprice) != (None, None, None), "nothing to update: tname, oid or tprice", 400)
     return update_thing(tid, tname, oid, tprice)
@@ -130,6 +142,7 @@ def patch_things_tid(tid: int, tname: Name | None = None, oid: Int64 | None = No
 
 # PUT /things/<tid>: replace the name, the owner and the price of this thing
 @blueprint.put("/things/<tid>", authz="ADMIN")
+@answers(204, may=[409])
 def put_things_tid(tid: int, tname: Name, oid: Int64, tprice: Price):
     return update_thing(tid, tname, oid, tprice)
 
@@ -148,6 +161,7 @@ def update_thing(tid: int, tname: str | None, oid: int | None, tprice: float | N
 
 # DELETE /things/<tid>: delete this thing
 @blueprint.delete("/things/<tid>", authz="ADMIN")
+@answers(204)
 def delete_things_tid(tid: int):
     version = etag.expected(tid, lambda: db.get_thing_tid(tid=tid))
     if not db.del_thing_tid(tid=tid, version=version):

@@ -8,8 +8,9 @@ import FlaskSimpleAuth as fsa
 
 import auth
 from database import db
-from model import Int64, Limit, Name, Pattern, User
+from model import Int64, Limit, Name, Password, Pattern, User, UserInfo
 from production import etag
+from production.contract import answers, created
 from production.paging import ALL, DEFAULT_LIMIT, FIRST, page
 
 # the running app as FlaskSimpleAuth's Flask: its methods (current_user…) typed
@@ -20,7 +21,8 @@ blueprint = fsa.Blueprint("users", __name__)
 
 # POST /register: anyone may create an account, without privileges
 @blueprint.post("/register", authz="OPEN")
-def post_register(login: Name, pword: str):
+@answers(201, created("uid"), may=[409])
+def post_register(login: Name, pword: Password):
     # a taken login costs no bcrypt hash (the insert below still settles a race)
     fsa.checkVal(not auth.user_row(login), f"login already taken: {login}", 409)
     uid = db.add_user(login=login, pword=auth.hash_password(pword), isadmin=False, now=time.time())
@@ -30,6 +32,7 @@ def post_register(login: Name, pword: str):
 
 # GET /login, POST /login: a token for the user authenticated with a password
 @blueprint.route("/login", methods=["GET", "POST"], authz="AUTH", authn=["basic", "param"])
+@answers(200, {"type": "string", "description": "a token"})
 def get_login(user: fsa.CurrentUser):
     auth.wait_for_a_new_token_second(user)
     return fsa.jsonify(current_app.create_token(user)), 200
@@ -37,36 +40,42 @@ def get_login(user: fsa.CurrentUser):
 
 # GET /whoami: the authenticated user, whatever the scheme
 @blueprint.get("/whoami", authz="AUTH")
+@answers(200, {"type": "string", "description": "the login"})
 def get_whoami(user: fsa.CurrentUser):
     return fsa.jsonify(user), 200
 
 
 # GET /qui-suis-je: the authenticated user, with a token only
 @blueprint.get("/qui-suis-je", authz="AUTH", authn="token")
+@answers(200, {"type": "string", "description": "the login"})
 def get_qui_suis_je(user: fsa.CurrentUser):
     return fsa.jsonify(user), 200
 
 
 # GET /hello: any authenticated user
 @blueprint.get("/hello", authz="AUTH")
+@answers(200, str)
 def get_hello(user: fsa.CurrentUser):
     return fsa.jsonify(f"hello {user}!"), 200
 
 
 # GET /admin: administrators only
 @blueprint.get("/admin", authz="ADMIN")
+@answers(200, str)
 def get_admin(user: fsa.CurrentUser):
     return fsa.jsonify(f"hello admin {user}!"), 200
 
 
 # GET /users: all users, or those whose login matches a LIKE pattern, by pages
 @blueprint.get("/users", authz="ADMIN")
+@answers(200, list[UserInfo])
 def get_users(filter: Pattern = ALL, after: Int64 = FIRST, limit: Limit = DEFAULT_LIMIT):
     return page(db.get_user_page, "uid", after, limit, filter=filter)
 
 
 # POST /users: an administrator adds a user
 @blueprint.post("/users", authz="ADMIN")
+@answers(201, created("uid"), may=[409])
 def post_users(user: User):
     pword = auth.hash_password(user.password)
     uid = db.add_user(login=user.login, pword=pword, isadmin=user.isAdmin, now=time.time())
@@ -76,6 +85,7 @@ def post_users(user: User):
 
 # GET /users/<uid>: the user themself or an administrator
 @blueprint.get("/users/<uid>", authz=("user", "uid"))
+@answers(200, UserInfo)
 def get_users_uid(uid: int):
     res = db.get_user_uid(uid=uid)
     fsa.checkVal(res, f"no such user: {uid}", 404)
@@ -85,10 +95,11 @@ def get_users_uid(uid: int):
 # PATCH /users/<uid>: the user changes their password (sending the current one); an
 # administrator changes anybody's password and isadmin
 @blueprint.patch("/users/<uid>", authz=("user", "uid"))
+@answers(204, one_of=["password", "isadmin"])
 def patch_users_uid(
     uid: int,
     user: fsa.CurrentUser,
-    password: str | None = None,
+    password: Password | None = None,
     current: str | None = None,
     isadmin: bool | None = None,
 ):
@@ -108,6 +119,7 @@ def patch_users_uid(
 
 # PUT /users/<uid>: an administrator replaces a user
 @blueprint.put("/users/<uid>", authz="ADMIN")
+@answers(204, may=[409])
 def put_users_uid(uid: int, user: User):
     fsa.checkVal(user.uid == uid, "inconsistent user id", 400)
     pword = auth.hash_password(user.password)
@@ -121,6 +133,7 @@ def put_users_uid(uid: int, user: User):
 
 # DELETE /users/<uid>: an administrator deletes a user who owns no object
 @blueprint.delete("/users/<uid>", authz="ADMIN")
+@answers(204, may=[409])
 def delete_users_uid(uid: int):
     version = etag.expected(uid, lambda: db.get_user_uid(uid=uid))
     if not db.del_user_uid(uid=uid, version=version):

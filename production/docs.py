@@ -12,6 +12,8 @@ import flask
 import FlaskSimpleAuth as fsa
 from markupsafe import escape
 
+from production.contract import answers
+
 blueprint = fsa.Blueprint("docs", __name__)
 
 SWAGGER_UI = importlib.resources.files("flask_swagger_ui") / "dist"
@@ -55,6 +57,7 @@ PAGE = """\
 
 # GET /docs: the documentation page
 @blueprint.get("/docs", authz="OPEN")
+@answers(200, str, media=["text/html"], database=False)
 def get_docs():
     root = flask.request.script_root
     title, base, spec = escape(flask.current_app.name), escape(root + "/docs"), escape(root + "/openapi.json")
@@ -64,6 +67,7 @@ def get_docs():
 
 # GET /docs/<asset>: a file of the page (Swagger UI's, or its start-up code)
 @blueprint.get("/docs/<asset>", authz="OPEN")
+@answers(200, str, media=["text/javascript", "text/css", "image/png"], database=False)
 def get_docs_asset(asset: str):
     fsa.checkVal(asset in ASSETS, f"no such file: {asset}", 404)
     kind = TYPES[asset.rsplit(".", 1)[1]]

@@ -40,6 +40,7 @@ import flask
 import FlaskSimpleAuth as fsa
 
 from production import VERSION, context, migrate
+from production.contract import answers
 
 
 def process_start(pid: int) -> str:
@@ -240,6 +241,7 @@ blueprint = fsa.Blueprint("metrics", __name__)
 
 # GET /metrics: every process's figures; for an admin, or a scraper with the token (start)
 @blueprint.get("/metrics", authz="ADMIN")
+@answers(200, str, media=["text/plain"])
 def get_metrics():
     return exposition()
 

@@ -7,10 +7,16 @@ path converters), what the route declared to FlaskSimpleAuth (declared.py: `auth
 defaults (a parameter with one is optional). The error statuses follow from the same
 declarations (a non-OPEN route may answer 401, an ADMIN or object-permission route 403…).
 
-What the code cannot say is in RESULTS, by endpoint: the success status and the shape of
-the answer, and the conflicts (409) or missing references (404) a route's SQL may meet.
-A route without an entry there is still in the document, marked `x-kiva-undescribed`,
-and tests/test_openapi.py fails on it: the document cannot miss a route.
+What the signature cannot say, each route declares next to itself with contract.answers:
+the success status, the shape of the answer (the pydantic models of model.py), the
+conflicts (409) or missing references (404) its SQL may meet. A route without one is
+still in the document, marked `x-kiva-undescribed`, and tests/test_openapi.py fails on
+it: the document cannot miss a route.
+
+Credentials: basic and bearer are the document's security schemes. FlaskSimpleAuth's
+"param" scheme (USER/PASS body fields) has no OpenAPI form: the server still takes it
+(API.md), the document does not list it as body fields, which a client would send next
+to an Authorization header (a 400: one kind of credentials per request).
 """
 
 import copy
@@ -23,8 +29,7 @@ import flask
 import FlaskSimpleAuth as fsa
 import pydantic
 
-from model import Name, Price
-from production import VERSION, declared
+from production import VERSION, contract, declared
 
 blueprint = fsa.Blueprint("openapi", __name__)
 
@@ -34,7 +39,7 @@ WRITE_METHODS = BODY_METHODS | {"DELETE"}
 AUTOMATIC_METHODS = {"HEAD", "OPTIONS"}  # added by Flask to every route, not declared by it
 # FlaskSimpleAuth's special parameters: given by the framework, not sent by a client
 SPECIAL_PARAMETERS = {fsa.CurrentUser}
-# FlaskSimpleAuth authentication schemes → OpenAPI security schemes ("param" is body fields)
+# FlaskSimpleAuth authentication schemes → OpenAPI security schemes ("param": none, see above)
 SCHEMES = {"basic": "basic", "token": "bearer"}
 PRIMITIVES: dict[type, dict] = {
     str: {"type": "string"},
@@ -52,97 +57,13 @@ def obj(required: list[str], **properties: dict) -> dict:
     return {"type": "object", "required": required, "properties": properties}
 
 
-def array_of(name: str) -> dict:
-    return {"type": "array", "items": ref(name)}
-
-
-ID = {"type": "integer", "format": "int64"}
-SCHEMAS = {
-    "Error": obj(["error"], error={"type": "string"}),
-    "Stuff": obj(["sid", "stuff"], sid=ID, stuff=Name.json_schema),
-    "Owner": obj(["oid", "oname", "omail"], oid=ID, oname=Name.json_schema, omail={"type": "string"}),
-    "Thing": obj(["tid", "tname", "oid", "tprice"], tid=ID, tname=Name.json_schema, oid=ID, tprice=Price.json_schema),
-    "UserInfo": obj(
-        ["uid", "login", "isadmin", "created"],
-        uid=ID,
-        login=Name.json_schema,
-        isadmin={"type": "boolean"},
-        created={"type": "string", "format": "date-time"},
-    ),
-    "Owned": obj(["oid", "object", "owner"], oid=ID, object=Name.json_schema, owner=ID),
-    "Version": obj(
-        ["app", "version", "user", "now"],
-        app={"type": "string"},
-        version={"type": "string"},
-        user={"type": ["string", "null"]},
-        now={"type": "string", "format": "date-time"},
-    ),
-    "Health": obj(["status", "db"], status={"enum": ["ok", "error"]}, db={"enum": ["ok", "unreachable"]}),
-}
-
-
-def created(key: str) -> dict:
-    return obj([key], **{key: ID})
-
-
-# endpoint → (success status, answer schema or None for no body, statuses its SQL may add)
 STRING = {"type": "string"}
-RESULTS: dict[str, tuple[int, dict | None, set[int]]] = {
-    "service.get_version": (200, ref("Version"), set()),
-    "service.get_health": (200, ref("Health"), set()),
-    "metrics.get_metrics": (200, STRING, set()),  # Prometheus text; or a scrape token (metrics.py)
-    "openapi.get_openapi": (200, {"type": "object"}, set()),
-    "docs.get_docs": (200, STRING, set()),
-    "docs.get_docs_asset": (200, STRING, set()),
-    "stuff.get_stuff": (200, array_of("Stuff"), set()),
-    "stuff.post_stuff": (201, created("sid"), {409}),
-    "stuff.get_stuff_sid": (200, ref("Stuff"), set()),
-    "stuff.put_stuff_sid": (204, None, {409}),
-    "stuff.delete_stuff_sid": (204, None, set()),
-    "things.get_owners": (200, array_of("Owner"), set()),
-    "things.post_owners": (201, created("oid"), {409}),
-    "things.get_owners_oid": (200, ref("Owner"), set()),
-    "things.patch_owners_oid": (204, None, {409}),
-    "things.put_owners_oid": (204, None, {409}),
-    "things.delete_owners_oid": (204, None, {409}),
-    "things.get_owners_oid_things": (200, array_of("Thing"), set()),
-    "things.get_things": (200, array_of("Thing"), set()),
-    "things.post_things": (201, created("tid"), {404, 409}),
-    "things.get_things_tid": (200, ref("Thing"), set()),
-    "things.patch_things_tid": (204, None, {409}),
-    "things.put_things_tid": (204, None, {409}),
-    "things.delete_things_tid": (204, None, set()),
-    "users.post_register": (201, created("uid"), {409}),
-    "users.get_login": (200, {"type": "string", "description": "a token"}, set()),
-    "users.get_whoami": (200, {"type": "string", "description": "the login"}, set()),
-    "users.get_qui_suis_je": (200, {"type": "string", "description": "the login"}, set()),
-    "users.get_hello": (200, STRING, set()),
-    "users.get_admin": (200, STRING, set()),
-    "users.get_users": (200, array_of("UserInfo"), set()),
-    "users.post_users": (201, created("uid"), {409}),
-    "users.get_users_uid": (200, ref("UserInfo"), set()),
-    "users.patch_users_uid": (204, None, set()),
-    "users.put_users_uid": (204, None, {409}),
-    "users.delete_users_uid": (204, None, {409}),
-    "owned.get_owned": (200, array_of("Owned"), set()),
-    "owned.get_object": (200, array_of("Owned"), set()),
-    "owned.get_owned_uid": (200, array_of("Owned"), set()),
-    "owned.post_object": (201, created("oid"), {409}),
-    "owned.get_object_oid": (200, ref("Owned"), set()),
-    "owned.patch_object_oid": (204, None, {409}),
-    "owned.delete_object_oid": (204, None, set()),
-    "compute.get_add": (200, {"type": "integer"}, set()),
-    "compute.get_hash": (200, {"type": "string", "description": "a password hash"}, set()),
-}
-# a route missing from RESULTS is still documented, marked: tests/test_openapi.py fails on it
-UNDESCRIBED: tuple[int, dict | None, set[int]] = (200, None, set())
-# routes that never touch the database (no 503), answer HTML or files
-STATIC = {"openapi.get_openapi", "docs.get_docs", "docs.get_docs_asset"}
-CONTENT_TYPES = {
-    "metrics.get_metrics": ["text/plain"],
-    "docs.get_docs": ["text/html"],
-    "docs.get_docs_asset": ["text/javascript", "text/css", "image/png"],
-}
+SCHEMAS = {"Error": obj(["error"], error=STRING)}
+# a route that declared no answer (contract.answers) is still documented, marked: tests/test_openapi.py fails on it
+UNDESCRIBED = contract.Answer(200)
+# If-Match: "*" or a list of entity tags, strong or weak (RFC 9110); anything else is a 400
+ENTITY_TAG = '(W/)?"[^"]*"'
+IF_MATCH = {"type": "string", "pattern": f"^(\\*|{ENTITY_TAG}( *, *{ENTITY_TAG})*)$"}
 
 REASONS = {
     200: "OK",
@@ -172,6 +93,25 @@ CONDITIONS = {
 }
 
 
+def model_schema(model: type[pydantic.BaseModel], components: dict) -> dict:
+    """A pydantic model's schema in the components (its local definitions lifted), by reference."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(schema.pop("$defs", {}))
+    components[model.__name__] = schema
+    return ref(model.__name__)
+
+
+def body_schema(body, components: dict) -> dict | None:
+    """The JSON schema of an answer's body as contract.answers declares it."""
+    if body is None or isinstance(body, dict):
+        return body
+    if typing.get_origin(body) is list:
+        return {"type": "array", "items": body_schema(typing.get_args(body)[0], components)}
+    if isinstance(body, type) and issubclass(body, pydantic.BaseModel):
+        return model_schema(body, components)
+    return dict(PRIMITIVES[body])
+
+
 def schema_of(annotation, components: dict) -> tuple[dict, bool]:
     """The JSON schema of a parameter type, and whether None is allowed (an optional value)."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
@@ -180,11 +120,7 @@ def schema_of(annotation, components: dict) -> tuple[dict, bool]:
             raise TypeError(f"unsupported parameter type: {annotation}")
         return schema_of(others[0], components)[0], True
     if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
-        # pydantic's own schema, local definitions lifted to the components
-        schema = annotation.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.update(schema.pop("$defs", {}))
-        components[annotation.__name__] = schema
-        return ref(annotation.__name__), False
+        return model_schema(annotation, components), False
     for kind in inspect.getmro(annotation) if isinstance(annotation, type) else []:
         if "json_schema" in vars(kind):  # a Kiva type, with its own rules
             return copy.deepcopy(vars(kind)["json_schema"]), False
@@ -215,19 +151,18 @@ def request_parameters(view, path_names: set[str], components: dict) -> list[tup
     return params
 
 
-def request_body(params: list[tuple[str, dict, bool]], param_auth: bool) -> dict | None:
+def request_body(params: list[tuple[str, dict, bool]], one_of: typing.Sequence[str]) -> dict | None:
     """The body of a POST/PUT/PATCH: the parameters, as JSON or as a form."""
     properties = {name: schema for name, schema, _ in params}
-    if param_auth:  # USER/PASS: credentials in the body, never in the URL (400)
-        properties["USER"] = {"type": "string", "description": "login, for parameter authentication"}
-        properties["PASS"] = {"type": "string", "format": "password", "description": "its password"}
     if not properties:
         return None
     required = [name for name, _, needed in params if needed]
     # FlaskSimpleAuth refuses a parameter the route does not declare (400): nothing else may come
-    schema = {"type": "object", "properties": properties, "additionalProperties": False}
+    schema: dict = {"type": "object", "properties": properties, "additionalProperties": False}
     if required:
         schema["required"] = required
+    if one_of:  # a PATCH with nothing to change is a 400
+        schema["anyOf"] = [{"required": [name]} for name in one_of]
     # a model parameter is a JSON value inside a form field (user=<json>)
     models = {name: {"contentType": "application/json"} for name, s, _ in params if "$ref" in s}
     form = {"schema": schema, **({"encoding": models} if models else {})}
@@ -255,7 +190,7 @@ def error(status: int, headers: typing.Sequence[str] = ()) -> dict:
 def operation(app: fsa.Flask, rule, method: str, decl: declared.Declaration, single: set[str], components: dict):
     """One operation: parameters, body, security and every status it may answer."""
     endpoint = rule.endpoint
-    status, schema, sql_statuses = RESULTS.get(endpoint, UNDESCRIBED)
+    answer = contract.answer_of(decl.view) or UNDESCRIBED
     path, path_params = path_parameters(rule, app.url_map.converters)
     params = request_parameters(decl.view, set(rule.arguments), components)
     authz = [a for a in decl.authz if a is not None]
@@ -271,14 +206,14 @@ def operation(app: fsa.Flask, rule, method: str, decl: declared.Declaration, sin
         op["summary"] = comment.split(": ", 1)[1].strip()
     if decl.view.__doc__:
         op["description"] = inspect.cleandoc(decl.view.__doc__)
-    if endpoint not in RESULTS:
-        op["x-kiva-undescribed"] = "no entry in openapi.RESULTS: its answer is unknown"
+    if answer is UNDESCRIBED:
+        op["x-kiva-undescribed"] = "no contract.answers on the route: its answer is unknown"
     op["x-kiva-authz"] = [list(a) if isinstance(a, tuple) else a for a in authz] or ["CLOSE"]
     op["security"] = [] if is_open else [{SCHEMES[a]: []} for a in authn if a in SCHEMES]
     parameters = list(path_params)
     is_single = path in single
     if method in BODY_METHODS:
-        body = request_body(params, not is_open and "param" in authn)
+        body = request_body(params, answer.one_of)
         if body:
             op["requestBody"] = body
     else:
@@ -286,17 +221,19 @@ def operation(app: fsa.Flask, rule, method: str, decl: declared.Declaration, sin
             parameters.append({"name": name, "in": "query", "required": needed, "schema": s})
     if is_single:
         condition = "If-None-Match" if method == "GET" else "If-Match"
-        parameters.append({"name": condition, "in": "header", "required": False, "schema": STRING})
+        schema = IF_MATCH if condition == "If-Match" else STRING
+        parameters.append({"name": condition, "in": "header", "required": False, "schema": schema})
         parameters[-1]["description"] = CONDITIONS[condition]
     if parameters:
         op["parameters"] = parameters
     # the answers: success, then every error this route's declarations allow
     headers = ["Link"] if "limit" in {name for name, _, _ in params} else []
     headers += ["ETag"] if is_single and method == "GET" else []
-    responses = {str(status): response(status, schema, headers, CONTENT_TYPES.get(endpoint, []))}
+    body = body_schema(answer.body, components)
+    responses = {str(answer.status): response(answer.status, body, headers, answer.media)}
     if is_single and method == "GET":
         responses["304"] = {"description": REASONS[304], "headers": {"ETag": {"$ref": "#/components/headers/ETag"}}}
-    statuses = {400} | sql_statuses
+    statuses = {400} | answer.may
     if not is_open:
         statuses |= {401}
     if not is_open and {"basic", "param"} & set(authn):
@@ -309,14 +246,14 @@ def operation(app: fsa.Flask, rule, method: str, decl: declared.Declaration, sin
         statuses |= {412}
     if method in BODY_METHODS:
         statuses |= {413}
-    if endpoint not in STATIC:
+    if answer.database:
         statuses |= {503}
     retry = {429: ["Retry-After"], 503: ["Retry-After"], 401: ["WWW-Authenticate"]}
     for code in sorted(statuses):
         responses[str(code)] = error(code, retry.get(code, []))
-    if endpoint == "service.get_health":  # its 503 still says what is down
-        health = {"allOf": [ref("Error"), ref("Health")]}
-        responses["503"] = response(503, health, ["Retry-After"])
+    if answer.outage is not None:  # a 503 that still says what is down (/health)
+        outage = {"allOf": [ref("Error"), body_schema(answer.outage, components)]}
+        responses["503"] = response(503, outage, ["Retry-After"])
     op["responses"] = responses
     return path, op
 
@@ -328,13 +265,16 @@ def generate(app: fsa.Flask) -> dict:
     missing = [r.endpoint for r in rules if r.endpoint not in decls]
     if missing:  # registered before declared.record(app), or around it
         raise RuntimeError(f"routes whose declarations were not recorded (declared.py): {missing}")
+
     # single resources: a path ending with an id whose GET answers one object, not a list
+    def one_object(endpoint: str) -> bool:
+        body = (contract.answer_of(decls[endpoint].view) or UNDESCRIBED).body
+        return isinstance(body, type) and issubclass(body, pydantic.BaseModel)
+
     single = {
         path_parameters(r, app.url_map.converters)[0]
         for r in rules
-        if "GET" in (r.methods or set())
-        and r.rule.endswith(">")
-        and "$ref" in (RESULTS.get(r.endpoint, UNDESCRIBED)[1] or {})
+        if "GET" in (r.methods or set()) and r.rule.endswith(">") and one_object(r.endpoint)
     }
     components: dict = dict(copy.deepcopy(SCHEMAS))
     paths: dict[str, dict] = {}
@@ -378,6 +318,7 @@ def init_app(app: fsa.Flask):
 
 # GET /openapi.json: this API, described in OpenAPI 3.1
 @blueprint.get("/openapi.json", authz="OPEN")
+@contract.answers(200, {"type": "object"}, database=False)
 def get_openapi():
     document = dict(flask.current_app.extensions[DOCUMENT])
     # behind a prefix (Apache's /api), the API is there: SCRIPT_NAME says so

@@ -52,7 +52,7 @@ def test_register_bad_parameters(api):
     for bad_login in ["", "x" * 201, "new\nline"]:
         assert "a name must" in api.post("/register", 400, data={"login": bad_login, "pword": "password"}).json["error"]
     short = api.post("/register", 400, data={"login": unique("u"), "pword": "abc"}).json
-    assert short == {"error": "password is too short, must be at least 6"}
+    assert short == {"error": 'error on parameter "pword": password is too short, must be at least 6'}
     long = api.post("/register", 400, data={"login": unique("u"), "pword": "é" * 40}).json
     assert "72 bytes" in long["error"]
 
