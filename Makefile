@@ -178,11 +178,17 @@ fuzz: venv-dev
 # temporary folder, on its own PostgreSQL database set up by deploy/db-setup.sql; then a
 # real Prometheus on PROMETHEUS_PORT scrapes it (drills/prometheus_check.py)
 PROMETHEUS_PORT ?= 9190
+# the buffering front (HAProxy, deploy/kiva-haproxy.cfg) of test-apache on the next ports:
+# plain HTTP for the suite, then HTTPS and its port-80 redirect for the TLS check
+FRONT_PORT ?= $(shell echo $$(($(APACHE_PORT) + 1)))
+FRONT_TLS_PORT ?= $(shell echo $$(($(APACHE_PORT) + 2)))
+FRONT_HTTP_PORT ?= $(shell echo $$(($(APACHE_PORT) + 3)))
 test-apache: venv-dev
 	$(MAKE) --no-print-directory db-setup DEPLOY_DB=$(TEST_DEPLOY_DB)
 	MAKE="$(MAKE) --no-print-directory" KIVA_DB="host=$(PG_DIR) port=$(PG_PORT) dbname=$(TEST_DEPLOY_DB) user=$(DB_ROLE)" \
 	  KIVA_OWNER_DB="host=$(PG_DIR) port=$(PG_PORT) dbname=$(TEST_DEPLOY_DB) user=$(DB_OWNER)" \
 	  APP_SECRET=$(TEST_SECRET) APACHE_PORT=$(APACHE_PORT) PROMETHEUS_PORT=$(PROMETHEUS_PORT) \
+	  FRONT_PORT=$(FRONT_PORT) FRONT_TLS_PORT=$(FRONT_TLS_PORT) FRONT_HTTP_PORT=$(FRONT_HTTP_PORT) \
 	  PYTEST=$(BIN)/pytest PYTHON=$(BIN)/python deploy/check.sh
 
 # the database outage drill: the app deployed under Apache (2 processes) on a private
@@ -304,6 +310,7 @@ db-setup:
 	  -v role=$(DB_ROLE) -v owner=$(DB_OWNER) -v db=$(DEPLOY_DB) -v password=$$(head -c 18 /dev/urandom | base64) \
 	  -v owner_password=$$(head -c 18 /dev/urandom | base64) -f deploy/db-setup.sql
 
+# FRONT_PORT=<port>: HAProxy there in front of Apache, as in production (deploy/front.sh)
 apache-start:
 	DEPLOY_TARGET="$(DEPLOY_TARGET)" APACHE_PORT=$(APACHE_PORT) deploy/apache.sh start
 

@@ -2,11 +2,14 @@
 # make check's end-to-end run through Apache httpd + mod_wsgi (make test-apache):
 #
 # 1. make deploy DB_INIT=demo to a new folder under /tmp (reachable by www-data),
-# 2. make apache-start: a private Apache on 127.0.0.1:$APACHE_PORT serving it,
-# 3. the whole external test suite at http://127.0.0.1:$APACHE_PORT/api,
+# 2. make apache-start: a private Apache on 127.0.0.1:$APACHE_PORT serving it, behind
+#    its buffering front, HAProxy on $FRONT_PORT (deploy/kiva-haproxy.cfg),
+# 3. the whole external test suite at http://127.0.0.1:$FRONT_PORT/api, then the
+#    slow-clients drill (tests/slow_clients.py),
 # 4. what the security review asked: the demo users' warning in the log, no query
 #    string in the access log, the runtime role unable to DROP, ALTER or TRUNCATE,
-#    the TLS template accepted by Apache,
+#    TLS on the front for real (tests/tls_check.py: its own CA, openssl s_client), the
+#    Apache TLS template accepted by Apache,
 # 5. Apache restarted (its metrics start from 0), and a real Prometheus scraping it
 #    (drills/prometheus_check.py, on PROMETHEUS_PORT): its counts must be exact,
 # 6. schemathesis (scripts/schemathesis.sh) from /api/openapi.json,
@@ -24,7 +27,12 @@ cd "$(dirname "$0")/.."
 
 make=${MAKE:-make}
 port=${APACHE_PORT:-8085}
-api=http://127.0.0.1:$port/api
+# the clients' way in: the buffering front (HAProxy) of production, in front of Apache
+front=${FRONT_PORT:-$((port + 1))}
+export FRONT_PORT=$front
+# the tests name their client addresses through X-Forwarded-For (see Makefile)
+export FRONT_FORWARDFOR_EXCEPT=127.0.0.0/8
+api=http://127.0.0.1:$front/api
 dir=$(mktemp -d /tmp/kiva-apache-check-$port.XXXXXX)  # the port: side-by-side runs
 chmod 755 "$dir"
 
@@ -62,6 +70,9 @@ echo "test-apache: the external test suite through Apache at $api"
 KIVA_AUDIT_LOG=$dir/apache/kiva-error.log KIVA_SERVER_PROCESSES=${APACHE_PROCESSES:-2} KIVA_DEPLOYED=1 FLASK_TESTER_APP=$api \
   ${PYTEST:-venv/bin/pytest}
 
+echo "test-apache: slow clients through the front"
+${PYTHON:-venv/bin/python} tests/slow_clients.py "$api" || fail "slow clients hold the app"
+
 echo "test-apache: security of the deployment"
 log=$dir/apache/kiva-error.log
 grep -q "demo user calvin has its public password" "$log" || fail "no warning about the demo users in $log"
@@ -74,10 +85,28 @@ runtime "BEGIN; DELETE FROM AuthFailure; ROLLBACK" >/dev/null || fail "the runti
 for sql in "DROP TABLE Thing" "ALTER TABLE Stuff ADD COLUMN x INT" "TRUNCATE Stuff" "CREATE TABLE Evil(x INT)"; do
   { runtime "$sql" || true; } | grep -q "permission denied\|must be owner" || fail "the runtime role may: $sql"
 done
-# the TLS template: TLS 1.2+, HSTS, port 80 redirected, accepted by Apache (-t)
+echo "test-apache: TLS for real: the front with a certificate of a CA of its own"
 tls=$dir/tls
 mkdir -p "$tls"
-openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=kiva.test -keyout "$tls/key.pem" -out "$tls/cert.pem" 2>/dev/null
+(umask 077
+ openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=kiva-test-ca -keyout "$tls/ca.key" -out "$tls/ca.pem" \
+   -addext basicConstraints=critical,CA:true -addext keyUsage=critical,keyCertSign 2>/dev/null
+ openssl req -newkey rsa:2048 -nodes -subj /CN=kiva.test -keyout "$tls/key.pem" -out "$tls/cert.csr" 2>/dev/null
+ openssl x509 -req -in "$tls/cert.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial -days 1 \
+   -extfile <(printf 'subjectAltName=DNS:kiva.test,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n') \
+   -out "$tls/cert.pem" 2>/dev/null
+ cat "$tls/cert.pem" "$tls/key.pem" >"$tls/kiva.pem")
+tls_front() {
+  FRONT_DIR=$tls/front KIVA_BACKEND=127.0.0.1:$port KIVA_TLS_PEM=$tls/kiva.pem \
+    KIVA_TLS_BIND=127.0.0.1:${FRONT_TLS_PORT:-$((port + 2))} KIVA_HTTP_BIND=127.0.0.1:${FRONT_HTTP_PORT:-$((port + 3))} \
+    deploy/front.sh "$1"
+}
+stop() { tls_front stop >/dev/null 2>&1 || true; $make apache-stop DEPLOY_TARGET="$dir" >/dev/null || true; }
+tls_front start
+${PYTHON:-venv/bin/python} tests/tls_check.py "${FRONT_TLS_PORT:-$((port + 2))}" "${FRONT_HTTP_PORT:-$((port + 3))}" \
+  "$tls/ca.pem" || fail "TLS of the front"
+tls_front stop
+# Apache's own TLS template (KIVA_SSL, for a server without the front): accepted by Apache (-t)
 modules=${APACHE_MODULES:-/usr/lib/apache2/modules}
 cat >"$tls/httpd.conf" <<CONF
 ServerRoot "$tls"
@@ -106,6 +135,7 @@ CONF
 ${APACHE_BIN:-/usr/sbin/apache2} -t -f "$tls/httpd.conf" 2>&1 | grep -q "Syntax OK" ||
   { ${APACHE_BIN:-/usr/sbin/apache2} -t -f "$tls/httpd.conf"; fail "the TLS template is refused"; }
 grep -q "SSLProtocol -all +TLSv1.2 +TLSv1.3" deploy/kiva-httpd.conf || fail "TLS below 1.2 allowed"
+! grep "SSLCipherSuite" deploy/kiva-httpd.conf | grep -q "HIGH" || fail "Apache's template allows non-forward-secret suites"
 
 echo "test-apache: Apache restarted, a real Prometheus scraping it"
 stop
