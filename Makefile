@@ -213,15 +213,21 @@ test-schema: venv-dev
 # backups (docs/operations.md): make backup, make restore BACKUP=<file>, of the database
 # BACKUP_DB (a superuser's libpq string: every table, owner and grant), or of the SQLite
 # file BACKUP_SQLITE when given; files named kiva-<UTC time>-schema<N>.dump[.db] + .json
+# The variables reach the commands through the environment, never pasted into them (a
+# value with a quote or `;` is a file name, not a command), and BACKUP_DB, which may hold
+# a password, never appears on a command line (backup.py's "-": from BACKUP_DB).
 BACKUP_DIR ?= backups
 BACKUP_DB ?= host=$(PG_DIR) port=$(PG_PORT) dbname=$(DEPLOY_DB) user=postgres
-BACKUP_TARGET = $(if $(BACKUP_SQLITE),--sqlite $(BACKUP_SQLITE),"$(BACKUP_DB)")
+backup restore: export BACKUP_DIR := $(BACKUP_DIR)
+backup restore: export BACKUP_DB := $(BACKUP_DB)
+backup restore: export BACKUP_SQLITE := $(BACKUP_SQLITE)
+backup restore: export BACKUP := $(BACKUP)
 backup: venv
-	$(BIN)/python -m scripts.backup backup $(BACKUP_TARGET) $(BACKUP_DIR)
+	$(BIN)/python -m scripts.backup backup $${BACKUP_SQLITE:+--sqlite} "$${BACKUP_SQLITE:--}" "$$BACKUP_DIR"
 
 restore: venv
-	@[ -n "$(BACKUP)" ] || { echo "make restore BACKUP=<a file of make backup>" >&2; exit 1; }
-	$(BIN)/python -m scripts.backup restore $(BACKUP_TARGET) $(BACKUP)
+	@[ -n "$$BACKUP" ] || { echo "make restore BACKUP=<a file of make backup>" >&2; exit 1; }
+	$(BIN)/python -m scripts.backup restore $${BACKUP_SQLITE:+--sqlite} "$${BACKUP_SQLITE:--}" "$$BACKUP"
 
 # schema migrations of the database of APP_CONFIG (app.conf: SQLite; pg.conf: KIVA_DB)
 migrate: venv
