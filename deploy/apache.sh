@@ -45,6 +45,10 @@ Group $group"
   else  # no change of account possible: everything runs as the current one
     user=$(id -un) group=$(id -gn) run_as=""
   fi
+  # the logs' rotation (rotatelogs, see kiva-httpd.conf): APACHE_LOG_SIZE=none for plain files
+  log_size=${APACHE_LOG_SIZE:-100M} log_rotation=""
+  [ "$log_size" = none ] || log_rotation="Define KIVA_LOG_SIZE $log_size
+Define KIVA_LOG_FILES ${APACHE_LOG_FILES:-10}"
   mkdir -p "$run/htdocs"
   chmod 755 "$run"
   cp "$here/kiva-httpd.conf" "$run/kiva-httpd.conf"
@@ -83,6 +87,7 @@ Define KIVA_GROUP $group
 Define KIVA_PROCESSES $processes
 Define KIVA_THREADS $threads
 Define KIVA_LOG_DIR $run
+$log_rotation
 Include "$run/kiva-httpd.conf"
 CONF
   "$httpd" -t -f "$conf" >/dev/null 2>&1 || "$httpd" -t -f "$conf"

@@ -11,7 +11,8 @@
 #    TLS on the front for real (tests/tls_check.py: its own CA, openssl s_client), the
 #    Apache TLS template accepted by Apache,
 # 5. Apache restarted (its metrics start from 0), and a real Prometheus scraping it
-#    (drills/prometheus_check.py, on PROMETHEUS_PORT): its counts must be exact,
+#    (drills/prometheus_check.py, on PROMETHEUS_PORT): its counts must be exact; then its
+#    logs rotated under load, every line kept (drills/log_rotation.py),
 # 6. schemathesis (scripts/schemathesis.sh) from /api/openapi.json,
 # 7. a second make deploy keeps the data; a deploy whose migration fails changes
 #    neither the database nor the running code; make deploy DB_INIT=1 resets it
@@ -85,6 +86,18 @@ runtime "BEGIN; DELETE FROM AuthFailure; ROLLBACK" >/dev/null || fail "the runti
 for sql in "DROP TABLE Thing" "ALTER TABLE Stuff ADD COLUMN x INT" "TRUNCATE Stuff" "CREATE TABLE Evil(x INT)"; do
   { runtime "$sql" || true; } | grep -q "permission denied\|must be owner" || fail "the runtime role may: $sql"
 done
+# the runtime account (the daemon processes': www-data when run as root) reads the app's
+# kiva.env and never the schema owner's credentials (kiva-owner.env), nor writes the code
+if [ "$(id -u)" = 0 ]; then
+  as_app() { runuser -u "${APACHE_USER:-www-data}" -- "$@" 2>/dev/null; }
+  as_app test -r "$dir/kiva.env" || fail "the runtime account cannot read kiva.env"
+  ! as_app cat "$dir/kiva-owner.env" >/dev/null || fail "the runtime account reads the owner's credentials"
+  ! as_app test -w "$dir/app.py" || fail "the runtime account may change the app's code"
+  [ "$(stat -c %a "$dir/kiva-owner.env")" = 600 ] || fail "kiva-owner.env is not 0600"
+else
+  echo "test-apache: not root: the daemon runs as this account, the owner's credentials not checked"
+fi
+
 echo "test-apache: TLS for real: the front with a certificate of a CA of its own"
 tls=$dir/tls
 mkdir -p "$tls"
@@ -141,6 +154,13 @@ echo "test-apache: Apache restarted, a real Prometheus scraping it"
 stop
 $make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
 ${PYTHON:-venv/bin/python} drills/prometheus_check.py "$api" "$dir/apache/kiva-error.log" "${PROMETHEUS_PORT:-9190}"
+
+echo "test-apache: the logs rotated under load (rotatelogs at 64 KB), no line lost"
+stop
+APACHE_LOG_SIZE=64K APACHE_LOG_FILES=40 $make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
+${PYTHON:-venv/bin/python} tests/log_rotation.py "$api" "$dir/apache" 3000 65536 40 || fail "log rotation"
+stop
+$make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
 
 echo "test-apache: schemathesis through Apache, against /api/openapi.json"
 SCHEMA_URL=$api SCHEMA_REPORT=$dir/schemathesis BIN=$(dirname "${PYTEST:-venv/bin/pytest}") scripts/schemathesis.sh

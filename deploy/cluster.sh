@@ -159,7 +159,8 @@ node_start() {
   mkdir -p "$(node_dir "$1")/apache"
   touch "$dir/kiva-error.log"
   ln -sfn "$dir/kiva-error.log" "$(node_dir "$1")/apache/kiva-error.log"
-  $make --no-print-directory apache-start DEPLOY_TARGET="$(node_dir "$1")" APACHE_PORT="$(node_port "$1")" >/dev/null
+  # plain files: both nodes append to one shared log, which rotatelogs would replace by its own
+  APACHE_LOG_SIZE=none $make --no-print-directory apache-start DEPLOY_TARGET="$(node_dir "$1")" APACHE_PORT="$(node_port "$1")" >/dev/null
 }
 
 node_stop() {
