@@ -5,10 +5,10 @@
 # 2. make apache-start: a private Apache on 127.0.0.1:$APACHE_PORT serving it, behind
 #    its buffering front, HAProxy on $FRONT_PORT (deploy/kiva-haproxy.cfg),
 # 3. the whole external test suite at http://127.0.0.1:$FRONT_PORT/api, then the
-#    slow-clients drill (tests/slow_clients.py),
+#    slow-clients drill (drills/slow_clients.py),
 # 4. what the security review asked: the demo users' warning in the log, no query
 #    string in the access log, the runtime role unable to DROP, ALTER or TRUNCATE,
-#    TLS on the front for real (tests/tls_check.py: its own CA, openssl s_client), the
+#    TLS on the front for real (drills/tls_check.py: its own CA, openssl s_client), the
 #    Apache TLS template accepted by Apache,
 # 5. Apache restarted (its metrics start from 0), and a real Prometheus scraping it
 #    (drills/prometheus_check.py, on PROMETHEUS_PORT): its counts must be exact; then its
@@ -72,7 +72,7 @@ KIVA_AUDIT_LOG=$dir/apache/kiva-error.log KIVA_SERVER_PROCESSES=${APACHE_PROCESS
   ${PYTEST:-venv/bin/pytest}
 
 echo "test-apache: slow clients through the front"
-${PYTHON:-venv/bin/python} tests/slow_clients.py "$api" || fail "slow clients hold the app"
+${PYTHON:-venv/bin/python} drills/slow_clients.py "$api" || fail "slow clients hold the app"
 
 echo "test-apache: security of the deployment"
 log=$dir/apache/kiva-error.log
@@ -116,7 +116,7 @@ tls_front() {
 }
 stop() { tls_front stop >/dev/null 2>&1 || true; $make apache-stop DEPLOY_TARGET="$dir" >/dev/null || true; }
 tls_front start
-${PYTHON:-venv/bin/python} tests/tls_check.py "${FRONT_TLS_PORT:-$((port + 2))}" "${FRONT_HTTP_PORT:-$((port + 3))}" \
+${PYTHON:-venv/bin/python} drills/tls_check.py "${FRONT_TLS_PORT:-$((port + 2))}" "${FRONT_HTTP_PORT:-$((port + 3))}" \
   "$tls/ca.pem" || fail "TLS of the front"
 tls_front stop
 # Apache's own TLS template (KIVA_SSL, for a server without the front): accepted by Apache (-t)
@@ -158,7 +158,7 @@ ${PYTHON:-venv/bin/python} drills/prometheus_check.py "$api" "$dir/apache/kiva-e
 echo "test-apache: the logs rotated under load (rotatelogs at 64 KB), no line lost"
 stop
 APACHE_LOG_SIZE=64K APACHE_LOG_FILES=40 $make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
-${PYTHON:-venv/bin/python} tests/log_rotation.py "$api" "$dir/apache" 3000 65536 40 || fail "log rotation"
+${PYTHON:-venv/bin/python} drills/log_rotation.py "$api" "$dir/apache" 3000 65536 40 || fail "log rotation"
 stop
 $make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
 

@@ -5,7 +5,7 @@
 #    freshness tests must see the refusals from all 4 processes, in the shared log),
 # 2. tests/test_cluster.py: the shared cache fresh on each node right after a change
 #    made through the other one,
-# 3. tests/slow_clients.py: 64 slow bodies and 64 slow headers cost the nodes nothing,
+# 3. drills/slow_clients.py: 64 slow bodies and 64 slow headers cost the nodes nothing,
 # 4. drills/cluster_drills.py: a node killed, a rolling deploy, Redis stopped, PostgreSQL
 #    restarted, each under load;
 #
@@ -33,7 +33,7 @@ echo "test-cluster: freshness of the shared cache across the nodes"
 FLASK_TESTER_APP=$CLUSTER_API "$pytest" -q tests/test_cluster.py
 
 echo "test-cluster: slow clients through HAProxy"
-"$python" tests/slow_clients.py "$CLUSTER_API"
+"$python" drills/slow_clients.py "$CLUSTER_API"
 
 echo "test-cluster: drills"
 "$python" drills/cluster_drills.py || { tail -n 30 "$CLUSTER_LOG" >&2; exit 1; }

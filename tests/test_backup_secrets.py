@@ -60,7 +60,7 @@ def test_sqlite_backup_private_whatever_the_umask(tmp_path):
 
 @pytest.mark.skipif("KIVA_DB" not in os.environ, reason="PostgreSQL runs only (make test-pg)")
 def test_pg_backup_no_password_on_command_lines(tmp_path, monkeypatch):
-    import backup
+    from scripts import backup
 
     seen: list[list[str]] = []
     popen = subprocess.Popen

@@ -221,7 +221,7 @@ def test_scrape_reports_database_down(api):
 
 @pytest.mark.skipif(EXTERNAL, reason="the metrics folder of this process: in-process only")
 def test_metrics_folder_of_another_account_refused(tmp_path, monkeypatch):
-    import metrics  # first: it sets prometheus_client's multiprocess directory
+    from production import metrics  # first: it sets prometheus_client's multiprocess directory
 
     # /tmp/kiva-metrics-<uid> is a name anyone may take first: another account's folder
     # (or a link to one) would let it read, change or delete the figures

@@ -1,6 +1,6 @@
 """The slow-clients drill (issue #20 point 1): slow clients must cost the app nothing.
 
-    python tests/slow_clients.py API_URL [SECONDS]
+    python drills/slow_clients.py API_URL [SECONDS]
 
 While SLOW_BODIES connections (64) each declare a large body (POST /stuff, Content-Length
 900000, under the 1 MiB limit) and send it 3 bytes a second (every other one after sending

@@ -1,6 +1,6 @@
 """Logs that cannot fill the disk, and lose no line (issue #20): make test-apache runs
 
-    python tests/log_rotation.py API LOG_DIR REQUESTS SIZE_BYTES FILES
+    python drills/log_rotation.py API LOG_DIR REQUESTS SIZE_BYTES FILES
 
 against Apache started with a small rotation size (APACHE_LOG_SIZE, kiva-httpd.conf's
 rotatelogs pipes): REQUESTS requests from 8 threads, each with a path of its own (its

@@ -1,6 +1,6 @@
 """TLS of the front, tried for real (issue #20 point 10), by make test-apache:
 
-    python tests/tls_check.py TLS_PORT HTTP_PORT CA_FILE
+    python drills/tls_check.py TLS_PORT HTTP_PORT CA_FILE
 
 against HAProxy (deploy/kiva-haproxy.cfg) listening on 127.0.0.1:TLS_PORT with a certificate
 of the CA in CA_FILE, and its plain HTTP port HTTP_PORT. With `openssl s_client`: TLS 1.0
