@@ -50,7 +50,9 @@ import sys, urllib.error, urllib.parse, urllib.request as u
 method, url, data = sys.argv[1], sys.argv[2], sys.argv[3:]
 body = urllib.parse.urlencode(dict(d.split("=", 1) for d in data)).encode() if data else None
 try:
-    with u.urlopen(u.Request(url, data=body, method=method), timeout=10) as res:
+    # 30 s, as mod_wsgi's request-timeout: the first request after a deploy waits for the
+    # daemon processes to restart and load the app (11 s seen on a loaded 2-core machine)
+    with u.urlopen(u.Request(url, data=body, method=method), timeout=30) as res:
         answer = f"{res.status} {res.read().decode()}\n"
 except urllib.error.HTTPError as e:
     answer = f"{e.code} {e.read().decode()}\n"
