@@ -178,11 +178,17 @@ fuzz: venv-dev
 # temporary folder, on its own PostgreSQL database set up by deploy/db-setup.sql; then a
 # real Prometheus on PROMETHEUS_PORT scrapes it (drills/prometheus_check.py)
 PROMETHEUS_PORT ?= 9190
+# the buffering front (HAProxy, deploy/kiva-haproxy.cfg) of test-apache on the next ports:
+# plain HTTP for the suite, then HTTPS and its port-80 redirect for the TLS check
+FRONT_PORT ?= $(shell echo $$(($(APACHE_PORT) + 1)))
+FRONT_TLS_PORT ?= $(shell echo $$(($(APACHE_PORT) + 2)))
+FRONT_HTTP_PORT ?= $(shell echo $$(($(APACHE_PORT) + 3)))
 test-apache: venv-dev
 	$(MAKE) --no-print-directory db-setup DEPLOY_DB=$(TEST_DEPLOY_DB)
 	MAKE="$(MAKE) --no-print-directory" KIVA_DB="host=$(PG_DIR) port=$(PG_PORT) dbname=$(TEST_DEPLOY_DB) user=$(DB_ROLE)" \
 	  KIVA_OWNER_DB="host=$(PG_DIR) port=$(PG_PORT) dbname=$(TEST_DEPLOY_DB) user=$(DB_OWNER)" \
 	  APP_SECRET=$(TEST_SECRET) APACHE_PORT=$(APACHE_PORT) PROMETHEUS_PORT=$(PROMETHEUS_PORT) \
+	  FRONT_PORT=$(FRONT_PORT) FRONT_TLS_PORT=$(FRONT_TLS_PORT) FRONT_HTTP_PORT=$(FRONT_HTTP_PORT) \
 	  PYTEST=$(BIN)/pytest PYTHON=$(BIN)/python deploy/check.sh
 
 # the database outage drill: the app deployed under Apache (2 processes) on a private
@@ -207,15 +213,21 @@ test-schema: venv-dev
 # backups (docs/operations.md): make backup, make restore BACKUP=<file>, of the database
 # BACKUP_DB (a superuser's libpq string: every table, owner and grant), or of the SQLite
 # file BACKUP_SQLITE when given; files named kiva-<UTC time>-schema<N>.dump[.db] + .json
+# The variables reach the commands through the environment, never pasted into them (a
+# value with a quote or `;` is a file name, not a command), and BACKUP_DB, which may hold
+# a password, never appears on a command line (backup.py's "-": from BACKUP_DB).
 BACKUP_DIR ?= backups
 BACKUP_DB ?= host=$(PG_DIR) port=$(PG_PORT) dbname=$(DEPLOY_DB) user=postgres
-BACKUP_TARGET = $(if $(BACKUP_SQLITE),--sqlite $(BACKUP_SQLITE),"$(BACKUP_DB)")
+backup restore: export BACKUP_DIR := $(BACKUP_DIR)
+backup restore: export BACKUP_DB := $(BACKUP_DB)
+backup restore: export BACKUP_SQLITE := $(BACKUP_SQLITE)
+backup restore: export BACKUP := $(BACKUP)
 backup: venv
-	$(BIN)/python -m scripts.backup backup $(BACKUP_TARGET) $(BACKUP_DIR)
+	$(BIN)/python -m scripts.backup backup $${BACKUP_SQLITE:+--sqlite} "$${BACKUP_SQLITE:--}" "$$BACKUP_DIR"
 
 restore: venv
-	@[ -n "$(BACKUP)" ] || { echo "make restore BACKUP=<a file of make backup>" >&2; exit 1; }
-	$(BIN)/python -m scripts.backup restore $(BACKUP_TARGET) $(BACKUP)
+	@[ -n "$$BACKUP" ] || { echo "make restore BACKUP=<a file of make backup>" >&2; exit 1; }
+	$(BIN)/python -m scripts.backup restore $${BACKUP_SQLITE:+--sqlite} "$${BACKUP_SQLITE:--}" "$$BACKUP"
 
 # schema migrations of the database of APP_CONFIG (app.conf: SQLite; pg.conf: KIVA_DB)
 migrate: venv
@@ -304,6 +316,7 @@ db-setup:
 	  -v role=$(DB_ROLE) -v owner=$(DB_OWNER) -v db=$(DEPLOY_DB) -v password=$$(head -c 18 /dev/urandom | base64) \
 	  -v owner_password=$$(head -c 18 /dev/urandom | base64) -f deploy/db-setup.sql
 
+# FRONT_PORT=<port>: HAProxy there in front of Apache, as in production (deploy/front.sh)
 apache-start:
 	DEPLOY_TARGET="$(DEPLOY_TARGET)" APACHE_PORT=$(APACHE_PORT) deploy/apache.sh start
 

@@ -159,7 +159,8 @@ node_start() {
   mkdir -p "$(node_dir "$1")/apache"
   touch "$dir/kiva-error.log"
   ln -sfn "$dir/kiva-error.log" "$(node_dir "$1")/apache/kiva-error.log"
-  $make --no-print-directory apache-start DEPLOY_TARGET="$(node_dir "$1")" APACHE_PORT="$(node_port "$1")" >/dev/null
+  # plain files: both nodes append to one shared log, which rotatelogs would replace by its own
+  APACHE_LOG_SIZE=none $make --no-print-directory apache-start DEPLOY_TARGET="$(node_dir "$1")" APACHE_PORT="$(node_port "$1")" >/dev/null
 }
 
 node_stop() {
@@ -179,7 +180,12 @@ start_haproxy() {
 global
   daemon
   pidfile $dir/haproxy.pid
-  maxconn 2000
+  # slow clients cost the nodes nothing (as deploy/kiva-haproxy.cfg, docs/security-operations.md):
+  # a request reaches a node only once its headers and whole body are here, the buffer
+  # holding the largest body allowed (1 MiB + 64 KiB of headers + 1 KiB of rewrites);
+  # at most maxconn such buffers (about 1.1 GB at worst)
+  maxconn 1000
+  tune.bufsize 1115136
   # the runtime API: drain/ready a node (rolling deploy), read the counters
   stats socket $dir/haproxy.sock mode 600 level admin
 
@@ -192,6 +198,11 @@ defaults
   # a health check slower than this fails (a loaded 2-core machine: not too tight)
   timeout check 3s
   timeout http-keep-alive 10s
+  # headers and body within 10 s of the first byte, or a 408 (with http-buffer-request
+  # this covers the body too)
+  timeout http-request 10s
+  option http-buffer-request
+  http-error status 408 content-type application/json string '{"error": "request not received in time"}'
   # the client's address for the app (its audit lines, its throttling by address);
   # CLUSTER_FORWARDFOR_EXCEPT: clients whose own X-Forwarded-For passes unchanged (a
   # proxy in front; the tests, which name an address of their own per test)
@@ -213,6 +224,9 @@ defaults
 
 frontend kiva
   bind 127.0.0.1:$front
+  # the app's limit (MAX_CONTENT_LENGTH, 1 MiB); mod_wsgi refuses chunked bodies (411) anyway
+  http-request deny deny_status 413 content-type application/json string '{"error": "request body too large"}' if { req.hdr_val(content-length) gt 1048576 }
+  http-request deny deny_status 411 content-type application/json string '{"error": "Content-Length required"}' if { req.hdr(transfer-encoding) -m found }
   default_backend nodes
 
 backend nodes

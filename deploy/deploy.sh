@@ -61,8 +61,11 @@ send "${schema_files[@]}"
 
 q() { printf %q "$1"; }
 echo "deploy: environment kiva.env"
-on_target "[ -e kiva.env ] || (umask 077 && printf 'KIVA_DB=%s\nAPP_SECRET=%s\n' $(q "${KIVA_DB:?KIVA_DB: the libpq connection string of the production database}") $(q "${APP_SECRET:-$(head -c 30 /dev/urandom | base64 | tr -d '/+=')}") > kiva.env)"
-on_target "[ -e kiva-owner.env ] || (umask 077 && printf 'KIVA_OWNER_DB=%s\n' $(q "${KIVA_OWNER_DB:-$KIVA_DB}") > kiva-owner.env)"
+# the secrets go through stdin, never on a command line (ps shows those to every account)
+printf 'KIVA_DB=%s\nAPP_SECRET=%s\n' "${KIVA_DB:?KIVA_DB: the libpq connection string of the production database}" \
+  "${APP_SECRET:-$(head -c 30 /dev/urandom | base64 | tr -d '/+=')}" |
+  on_target "[ -e kiva.env ] || (umask 077 && cat > kiva.env)"
+printf 'KIVA_OWNER_DB=%s\n' "${KIVA_OWNER_DB:-$KIVA_DB}" | on_target "[ -e kiva-owner.env ] || (umask 077 && cat > kiva-owner.env)"
 # make check's deployment: a short throttling window, a trusted proxy for the tests' addresses
 for var in APP_THROTTLE_SECONDS APP_TRUSTED_PROXIES APP_THROTTLE_ADDRESS_FAILURES; do
   if [ -n "${!var:-}" ]; then
@@ -79,7 +82,8 @@ on_target "set -e
 
 # the schema owner's connection (migrations, DB_INIT), else the app's
 owner_db='"$(sed -n "s/^KIVA_OWNER_DB=//p" kiva-owner.env 2>/dev/null)"'
-migrate="venv/bin/python -m production.migrate \"\${owner:-\$(sed -n 's/^KIVA_DB=//p' kiva.env)}\""
+# (given to migrate through its environment, never on its command line: CONN "-")
+migrate="KIVA_MIGRATE_DB=\"\${owner:-\$(sed -n 's/^KIVA_DB=//p' kiva.env)}\" venv/bin/python -m production.migrate -"
 expected=$(on_target "venv/bin/python -m production.migrate expected")
 case "$db_init" in
   1) echo "deploy: database dropped and created anew (schema version $expected), no user"

@@ -217,3 +217,32 @@ def test_scrape_reports_database_down(api):
     while database_up()[0] != 1:
         assert time.time() < deadline, "kiva_database_up still 0 with the database back"
         time.sleep(0.1)
+
+
+@pytest.mark.skipif(EXTERNAL, reason="the metrics folder of this process: in-process only")
+def test_metrics_folder_of_another_account_refused(tmp_path, monkeypatch):
+    from production import metrics  # first: it sets prometheus_client's multiprocess directory
+
+    # /tmp/kiva-metrics-<uid> is a name anyone may take first: another account's folder
+    # (or a link to one) would let it read, change or delete the figures
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o777)
+    if os.getuid() == 0:  # CI runs as root: give it to nobody
+        os.chown(theirs, 65534, 65534)
+    else:  # a folder of root's stands for another account's
+        theirs = tmp_path.root
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "mine-elsewhere", target_is_directory=True)
+    (tmp_path / "mine-elsewhere").mkdir()
+    for folder in (theirs, link):
+        monkeypatch.setenv("KIVA_METRICS_DIR", str(folder))
+        with pytest.raises(RuntimeError, match="not a directory of this account"):
+            metrics.group_directory()
+    # a folder of ours open to others is made private; the group directory inside it too
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o755)
+    os.chmod(mine, 0o755)  # noqa: S103  # the mistake the check repairs
+    monkeypatch.setenv("KIVA_METRICS_DIR", str(mine))
+    group = metrics.group_directory()
+    assert os.stat(mine).st_mode & 0o777 == 0o700 and os.stat(group).st_mode & 0o777 == 0o700
+    assert os.path.dirname(group) == str(mine)
