@@ -79,9 +79,12 @@ class PasswordChecks:
         self.size = size
         self.lock = threading.Lock()
 
-    def bounded(self, work: typing.Callable[[], typing.Any]) -> typing.Any:
-        """Run some bcrypt work in a free slot, or refuse with a 503 at once."""
+    def bounded(self, work: typing.Callable[[], typing.Any], busy: typing.Any = BUSY) -> typing.Any:
+        """Run some bcrypt work in a free slot, or refuse with a 503 at once (with `busy`
+        None: return None instead)."""
         if not self.slots.acquire(timeout=self.wait):
+            if busy is None:
+                return None
             raise fsa.ErrorResponse(BUSY, 503, headers={"Retry-After": "1"})
         try:
             return work()
@@ -159,7 +162,26 @@ def password_check(login: str, password: str) -> bool:
         raise
     ok = ok and row["uid"] is not None
     throttle.record(login, row, ok)
+    if ok and hash_cost(row["pword"]) < current_app.config["FSA_PASSWORD_OPTS"]["rounds"]:
+        rehash(login, password, row)
     return ok
+
+
+def hash_cost(pword: str) -> int:
+    """The cost of a bcrypt hash ($2b$12$…); a hash of another kind is left as it is."""
+    return int(pword[4:6]) if pword.startswith("$2") and pword[4:6].isascii() and pword[4:6].isdigit() else 99
+
+
+def rehash(login: str, password: str, row: dict):
+    """A hash cheaper than the configured cost (demo data, pass2csv --rounds, a raised
+    cost): stored again at the configured cost, with the password its owner just gave.
+    Otherwise the owner's login answers faster than an unknown one (whose check uses the
+    configured cost): timing would tell which logins exist. Only if a slot is free at once:
+    a login never waits nor fails for it; the next one will do it."""
+    pword = checks().bounded(lambda: current_app.hash_password(password, check=False), busy=None)
+    if pword is not None and db.rehash_user(login=login, old=row["pword"], pword=pword):
+        row["pword"] = pword  # this request's memo; other processes read the new row
+        log.info(f"rehashed at the configured cost: {login!r}")
 
 
 def check_current_password(login: str, password: str) -> bool:

@@ -78,6 +78,11 @@ SELECT u.uid, u.login, u.pword, u.isAdmin AS isadmin, u.pwchanged,
 -- request needs (does the user still exist, its group, when its password changed).
 SELECT uid, login, pword, isAdmin AS isadmin, pwchanged FROM Utilisateur WHERE login = :login;
 
+-- name: rehash_user(login, old, pword)!
+-- The same password under a costlier hash (auth.rehash): no new version nor password
+-- change (tokens stay valid); nothing if the password changed meanwhile.
+UPDATE Utilisateur SET pword = :pword WHERE login = :login AND pword = :old;
+
 -- name: add_auth_failure(kind, name, now, start)!
 -- One more failed password check; a window that started before :start starts again.
 INSERT INTO AuthFailure(kind, name, failures, since) VALUES (:kind, :name, 1, :now)
