@@ -41,6 +41,7 @@ AFTER_REQUEST = [
     auth.restore_refusal,  # a throttled or busy password check, a refused token: the answer
     database.end_transaction,  # commit below 400, roll back otherwise
     throttle.count,  # failed password checks, in a transaction of their own
+    throttle.device_cookie,  # after a successful password check: a device cookie (throttle.py)
     usercache.invalidate,  # the shared cache (if any): what the commits above changed
     errors.json_errors,  # every error a JSON object, no secret in it
     security.security_headers,

@@ -34,7 +34,6 @@ from database import db
 from model import Name
 from production import context, fsa_private, throttle, usercache
 from production.errors import body_params, json_error
-from production.security import client_address
 
 log = logging.getLogger("kiva.auth")
 
@@ -114,11 +113,11 @@ def lookup(login: str) -> dict:
     """What the database knows of a login, read once per request.
 
     uid, login, pword, isadmin, pwchanged (all None for an unknown login), and the
-    failed password checks of the throttling window for this login and this client.
+    failed password checks of the throttling windows for this login and this client.
     """
     memo = context.g().setdefault("kiva_logins", {})
     if login not in memo:
-        address = client_address()
+        address = throttle.client_key()
         memo[login] = usercache.user(login, address, lambda: db.get_user_login(login=login, address=address))
     return memo[login]
 
@@ -153,15 +152,16 @@ def password_check(login: str, password: str) -> bool:
     if not possible_login(login) or len(password.encode()) > PASSWORD_MAX_BYTES:
         raise fsa.ErrorResponse(INVALID_CREDENTIALS, 401)  # nothing to count nor hash
     row = lookup(login)
+    device = throttle.device(login, row)  # a device cookie of this login: its owner's device
     try:
-        throttle.check(login, row)
+        throttle.check(login, row, device)
         ok = checks().verify(current_app, password, row["pword"] or flask.current_app.config["KIVA_UNKNOWN_USER_HASH"])
     except fsa.ErrorResponse as e:
         # FlaskSimpleAuth answers the last scheme's error: make sure this one wins
         flask.g.kiva_auth_refusal = e
         raise
     ok = ok and row["uid"] is not None
-    throttle.record(login, row, ok)
+    throttle.record(login, row, ok, device)
     if ok and hash_cost(row["pword"]) < current_app.config["FSA_PASSWORD_OPTS"]["rounds"]:
         rehash(login, password, row)
     return ok
