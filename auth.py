@@ -32,7 +32,7 @@ import FlaskSimpleAuth as fsa
 
 from database import db
 from model import Name
-from production import context, fsa_private, throttle, usercache
+from production import context, fsa_private, ratelimit, throttle, usercache
 from production.errors import body_params, json_error
 
 log = logging.getLogger("kiva.auth")
@@ -64,31 +64,40 @@ class PasswordChecks:
     sending random credentials would take every thread and core. Beyond `slots`
     checks at once, a request waits at most `wait` seconds (0 by default), then gets
     a 503.
+    Hashes of new passwords (/register, /cmp/hash, password changes) have slots of their
+    own (`hash_slots`): they cannot take the logins' ones, whatever their number.
     A successful check is cached by (keyed digest of the password, current hash): a
     changed password has a new hash (new salt), so the entry no longer matches.
     Failures are never cached. The key is an HMAC under a per-process random key:
     the cache holds no password, nor any digest that could be brute-forced offline.
     """
 
-    def __init__(self, slots: int, wait: float, size: int = 4096):
-        self.slots = threading.BoundedSemaphore(slots)
+    def __init__(self, slots: int, hash_slots: int, wait: float, size: int = 4096):
+        self.slots = threading.BoundedSemaphore(slots)  # password checks (logins)
+        self.hash_slots = threading.BoundedSemaphore(hash_slots)  # new hashes (/register…)
         self.wait = wait
         self.secret = os.urandom(32)
         self.verified: collections.OrderedDict[tuple[bytes, str], None] = collections.OrderedDict()
         self.size = size
         self.lock = threading.Lock()
 
-    def bounded(self, work: typing.Callable[[], typing.Any], busy: typing.Any = BUSY) -> typing.Any:
-        """Run some bcrypt work in a free slot, or refuse with a 503 at once (with `busy`
-        None: return None instead)."""
-        if not self.slots.acquire(timeout=self.wait):
+    def bounded(
+        self,
+        work: typing.Callable[[], typing.Any],
+        busy: typing.Any = BUSY,
+        slots: threading.BoundedSemaphore | None = None,
+    ) -> typing.Any:
+        """Run some bcrypt work in a free slot (a login's by default), or refuse with a 503
+        at once (with `busy` None: return None instead)."""
+        slots = slots or self.slots
+        if not slots.acquire(timeout=self.wait):
             if busy is None:
                 return None
             raise fsa.ErrorResponse(BUSY, 503, headers={"Retry-After": "1"})
         try:
             return work()
         finally:
-            self.slots.release()
+            slots.release()
 
     def verify(self, app: fsa.Flask, password: str, ref: str) -> bool:
         key = (hmac.new(self.secret, password.encode(), hashlib.sha256).digest(), ref)
@@ -195,8 +204,11 @@ def check_current_password(login: str, password: str) -> bool:
 
 
 def hash_password(password: str, check: bool = True) -> str:
-    """The password's bcrypt hash, in a bounded slot (a 400 if its quality is too low)."""
-    return checks().bounded(lambda: current_app.hash_password(password, check=check))
+    """The password's bcrypt hash (a 400 if its quality is too low): counted for its client
+    first (429 beyond the limit, ratelimit.py), then in a bounded slot of the hashes, never
+    one of the logins'."""
+    ratelimit.count_hash()
+    return checks().bounded(lambda: current_app.hash_password(password, check=check), slots=checks().hash_slots)
 
 
 def restore_refusal(res: flask.Response) -> flask.Response:
@@ -328,8 +340,11 @@ def init_app(app: fsa.Flask):
         # token_issued reads the lifetime from the token: it must be the one it was made with
         raise RuntimeError('FSA_TOKEN_ISSUER must be the token lifetime, f"{FSA_TOKEN_DELAY:g}m" (app.conf)')
     config.setdefault("KIVA_PASSWORD_SLOTS", 2)
+    config.setdefault("KIVA_HASH_SLOTS", 1)
     config.setdefault("KIVA_PASSWORD_WAIT", 0.0)
-    app.extensions["kiva_password_checks"] = PasswordChecks(config["KIVA_PASSWORD_SLOTS"], config["KIVA_PASSWORD_WAIT"])
+    app.extensions["kiva_password_checks"] = PasswordChecks(
+        config["KIVA_PASSWORD_SLOTS"], config["KIVA_HASH_SLOTS"], config["KIVA_PASSWORD_WAIT"]
+    )
     app.password_check(password_check)
     app.group_check("ADMIN", is_admin)
     app.password_quality(password_quality)

@@ -63,8 +63,9 @@ q() { printf %q "$1"; }
 echo "deploy: environment kiva.env"
 on_target "[ -e kiva.env ] || (umask 077 && printf 'KIVA_DB=%s\nAPP_SECRET=%s\n' $(q "${KIVA_DB:?KIVA_DB: the libpq connection string of the production database}") $(q "${APP_SECRET:-$(head -c 30 /dev/urandom | base64 | tr -d '/+=')}") > kiva.env)"
 on_target "[ -e kiva-owner.env ] || (umask 077 && printf 'KIVA_OWNER_DB=%s\n' $(q "${KIVA_OWNER_DB:-$KIVA_DB}") > kiva-owner.env)"
-# make check's deployment: a short throttling window, a trusted proxy for the tests' addresses
-for var in APP_THROTTLE_SECONDS APP_TRUSTED_PROXIES APP_THROTTLE_ADDRESS_FAILURES; do
+# make check's deployment: a short throttling window, a trusted proxy for the tests' addresses,
+# the hashing limits out of the suite's way
+for var in APP_THROTTLE_SECONDS APP_TRUSTED_PROXIES APP_THROTTLE_ADDRESS_FAILURES APP_HASH_LIMIT APP_HASH_SLOTS; do
   if [ -n "${!var:-}" ]; then
     on_target "grep -q '^$var=' kiva.env || echo $var=$(q "${!var}") >> kiva.env"
   fi
