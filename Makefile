@@ -45,7 +45,7 @@ TEST_DEPLOY_DB ?= kiva_test_deploy
 
 .PHONY: help venv venv-dev db run start stop pg-start pg-stop check system-deps check-stages test-in-process-and-ext lint \
   test-sqlite test-pg test-ext test-apache test-outage fuzz deploy db-setup apache-start apache-stop bench flood \
-  bench-metrics bench-profile bench-instructions test-schema backup restore migrate test-restore test-pitr test-drills \
+  bench-metrics bench-fairness bench-profile bench-instructions test-schema backup restore migrate test-restore test-pitr test-drills \
   cluster-start cluster-stop cluster-status test-cluster bench-cluster clean
 
 help:
@@ -363,6 +363,12 @@ flood:
 	FLOOD_PG_PORT=$(FLOOD_PG_PORT) FLOOD_APACHE_PORT=$(FLOOD_APACHE_PORT) FLOOD_DURATION=$(FLOOD_DURATION) \
 	  FLOOD_RATE=$(FLOOD_RATE) FLOOD_PHASES=$(FLOOD_PHASES) FLOOD_PROCESSES=$(APACHE_PROCESSES) \
 	  FLOOD_THREADS=$(APACHE_THREADS) /usr/bin/python3 bench/flood.py
+
+# first logins under hashing floods (bench/fairness.py, issue 20): 4 threads of /cmp/hash by one
+# user, 2 of /register from one address; the server of make flood (its ports); exit 1 past the bound
+bench-fairness:
+	FLOOD_PG_PORT=$(FLOOD_PG_PORT) FLOOD_APACHE_PORT=$(FLOOD_APACHE_PORT) FLOOD_PROCESSES=$(APACHE_PROCESSES) \
+	  FLOOD_THREADS=$(APACHE_THREADS) /usr/bin/python3 bench/fairness.py
 
 # what the metrics cost (bench/metrics_cost.py, bench/RESULTS.md): token GET with and without,
 # CPU per request of each Apache tree; its own PostgreSQL and two Apaches; not part of make check

@@ -55,6 +55,9 @@ DEMO_PASSWORDS = {"calvin": "hobbes", "hobbes": "susie", "susie": "derkins"}
 
 INVALID_CREDENTIALS = "invalid user/password"
 BUSY = "too many password checks at once, retry later"
+# seconds a request waits for the same password check running for another one: a few
+# checks at the production cost, on a loaded machine
+SAME_CHECK_WAIT = 5.0
 
 
 class PasswordChecks:
@@ -79,6 +82,7 @@ class PasswordChecks:
         self.secret = os.urandom(32)
         self.verified: collections.OrderedDict[tuple[bytes, str], None] = collections.OrderedDict()
         self.size = size
+        self.running: dict[tuple[bytes, str], Running] = {}
         self.lock = threading.Lock()
 
     def bounded(
@@ -105,6 +109,28 @@ class PasswordChecks:
             if key in self.verified:
                 self.verified.move_to_end(key)
                 return True
+            # the same check already running (a client's parallel requests with the same
+            # credentials, each the first of this process): wait for its answer, in no slot,
+            # rather than take one slot each and leave none to the other users' logins
+            running = self.running.get(key)
+            if running is None:
+                self.running[key] = running = Running()
+                mine = True
+            else:
+                mine = False
+        if not mine:
+            if running.done.wait(SAME_CHECK_WAIT) and running.ok is not None:
+                return running.ok
+            return self.verify_once(app, password, ref, key)  # it was refused (503): our own
+        try:
+            running.ok = self.verify_once(app, password, ref, key)
+            return running.ok
+        finally:
+            with self.lock:
+                del self.running[key]
+            running.done.set()
+
+    def verify_once(self, app: fsa.Flask, password: str, ref: str, key: tuple[bytes, str]) -> bool:
         if not self.bounded(lambda: app.check_password(password, ref)):
             return False
         with self.lock:
@@ -112,6 +138,14 @@ class PasswordChecks:
             if len(self.verified) > self.size:
                 self.verified.popitem(last=False)
         return True
+
+
+class Running:
+    """A password check under way, for the requests waiting for the same one."""
+
+    def __init__(self):
+        self.done = threading.Event()
+        self.ok: bool | None = None  # None: refused (no slot), or not over
 
 
 def checks() -> PasswordChecks:
