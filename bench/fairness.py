@@ -14,8 +14,10 @@ bcrypt cost 12, the production limits), then phases of FAIRNESS_DURATION seconds
 During each phase, FAIRNESS_LOGINS users registered before (each from its own loopback
 address, cost-12 hashes) log in for the first time (GET /login, Basic: a real bcrypt
 check, none memoised), one every DURATION/LOGINS seconds, each on a new connection:
-every one must answer 200 with a token within FAIRNESS_BOUND seconds (default 2 s, about
-8 checks at cost 12 on these 2 cores). Figures to stdout and FAIRNESS_OUT
+every one must answer 200 with a token within the bound: FAIRNESS_BOUND seconds (2 s, about
+8 checks at cost 12 on these 2 cores), or 3 times the slowest first login of the baseline
+phase if more (the machine is shared: its load alone can make one check take a second).
+Figures to stdout and FAIRNESS_OUT
 (bench/fairness-last-run.md); the exit status is 1 if a login missed the bound.
 """
 
@@ -115,6 +117,7 @@ def main():
                 register(*victim, f"127.0.{10 + i}.{10 + j}")  # one address each: not the register limit
                 victims[variant].append(victim)
         results = [phase(variant, threads, victims[variant], user) for variant, threads in PHASES]
+        bound = max(BOUND, 3 * results[0]["max"])
         commit = flood.run("git", "rev-parse", "--short", "HEAD").strip()
         say(f"# First logins under hashing floods, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
         say()
@@ -122,7 +125,10 @@ def main():
             f"- commit {commit}; Apache + mod_wsgi {flood.PROCESSES} x {flood.THREADS}, server.conf (bcrypt cost 12: "
             f"{bcrypt_s * 1000:.0f} ms a check, measured), {os.cpu_count()} cores shared with the attackers"
         )
-        say(f"- {LOGINS} first logins (GET /login, Basic) per phase of {DURATION:.0f} s; bound {BOUND:g} s each")
+        say(
+            f"- {LOGINS} first logins (GET /login, Basic) per phase of {DURATION:.0f} s; bound {bound:.2f} s each "
+            f"(the larger of {BOUND:g} s and 3 x the slowest baseline first login)"
+        )
         say()
         say("| phase | attacker threads | attacker answers | first logins (status, s) | slowest (s) | load 1 min |")
         say("|---|---|---|---|---|---|")
@@ -130,9 +136,9 @@ def main():
             logins = ", ".join(f"{s} {t:.2f}" for s, t in r["logins"])
             attack = flood.fmt_statuses(r["attack"])
             say(f"| {r['variant']} | {r['threads']} | {attack} | {logins} | {r['max']:.2f} | {r['load']:.1f} |")
-            failed |= r["max"] > BOUND or any(s != 200 for s, _ in r["logins"])
+            failed |= r["max"] > bound or any(s != 200 for s, _ in r["logins"])
         say()
-        say(f"every first login 200 within {BOUND:g} s: {'NO' if failed else 'yes'}")
+        say(f"every first login 200 within {bound:.2f} s: {'NO' if failed else 'yes'}")
         with open(OUT, "w") as f:
             f.write("\n".join(flood.lines) + "\n")
     finally:
