@@ -42,6 +42,14 @@ from production import context, throttle
 log = logging.getLogger("kiva.ratelimit")
 
 TOO_MANY = "too many password hashes, retry later"
+# the routes that hash a new password, for the OpenAPI document's 429 (test_hashing.py checks it)
+HASHING_ENDPOINTS = {
+    "users.post_register",
+    "users.post_users",
+    "users.put_users_uid",
+    "users.patch_users_uid",
+    "compute.get_hash",
+}
 TIMEOUT = 0.25  # seconds: a slower Redis counts as down
 PAUSE = 1.0  # seconds of per-process counting after a Redis failure
 

@@ -114,7 +114,17 @@ def admin(api) -> tuple[dict, int]:
 
 @in_process_only
 def test_hashing_routes_are_routes():
+    from app import app
+    from production import ratelimit
+
     assert set(HASHING) <= app_routes()
+    endpoints = {
+        rule.endpoint
+        for rule in app.url_map.iter_rules()
+        for method, path in HASHING
+        if path == rule.rule and method in (rule.methods or ())
+    }
+    assert endpoints == ratelimit.HASHING_ENDPOINTS  # what the OpenAPI document says a 429 of
 
 
 # beyond the limit, one client's hashes are refused (429) on every hashing route; the next
