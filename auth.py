@@ -18,6 +18,8 @@ of a (password, current hash) pair, which a password change invalidates.
 
 import base64
 import collections
+import concurrent.futures
+import contextvars
 import datetime
 import hashlib
 import hmac
@@ -58,6 +60,8 @@ BUSY = "too many password checks at once, retry later"
 # seconds a request waits for the same password check running for another one: a few
 # checks at the production cost, on a loaded machine
 SAME_CHECK_WAIT = 5.0
+# the nice value of the threads hashing new passwords: a login beside them gets most of the CPU
+HASH_NICE = 19
 
 
 class PasswordChecks:
@@ -68,7 +72,8 @@ class PasswordChecks:
     checks at once, a request waits at most `wait` seconds (0 by default), then gets
     a 503.
     Hashes of new passwords (/register, /cmp/hash, password changes) have slots of their
-    own (`hash_slots`): they cannot take the logins' ones, whatever their number.
+    own (`hash_slots`): they cannot take the logins' ones, whatever their number; and they
+    run at the lowest CPU priority: a login competing with them for a core gets it.
     A successful check is cached by (keyed digest of the password, current hash): a
     changed password has a new hash (new salt), so the entry no longer matches.
     Failures are never cached. The key is an HMAC under a per-process random key:
@@ -78,6 +83,10 @@ class PasswordChecks:
     def __init__(self, slots: int, hash_slots: int, wait: float, size: int = 4096):
         self.slots = threading.BoundedSemaphore(slots)  # password checks (logins)
         self.hash_slots = threading.BoundedSemaphore(hash_slots)  # new hashes (/register…)
+        # …computed by threads of a lower CPU priority: beside a hash, a login gets the core
+        self.hashers = concurrent.futures.ThreadPoolExecutor(
+            hash_slots, thread_name_prefix="kiva-hash", initializer=lower_priority
+        )
         self.wait = wait
         self.secret = os.urandom(32)
         self.verified: collections.OrderedDict[tuple[bytes, str], None] = collections.OrderedDict()
@@ -102,6 +111,12 @@ class PasswordChecks:
             return work()
         finally:
             slots.release()
+
+    def hash(self, work: typing.Callable[[], str]) -> str:
+        """A new password's hash: in a hashing slot, by a hashing thread (the request's
+        context with it: FlaskSimpleAuth's hash reads the app), the request waiting."""
+        request_context = contextvars.copy_context()
+        return self.bounded(lambda: self.hashers.submit(request_context.run, work).result(), slots=self.hash_slots)
 
     def verify(self, app: fsa.Flask, password: str, ref: str) -> bool:
         key = (hmac.new(self.secret, password.encode(), hashlib.sha256).digest(), ref)
@@ -138,6 +153,14 @@ class PasswordChecks:
             if len(self.verified) > self.size:
                 self.verified.popitem(last=False)
         return True
+
+
+def lower_priority():
+    """A hashing thread's start: the lowest CPU priority (Linux nice is per thread)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICE)
+    except OSError as e:  # not Linux, or not allowed: hashes at the same priority
+        log.warning(f"hashing threads at the usual priority: {e}")
 
 
 class Running:
@@ -242,7 +265,7 @@ def hash_password(password: str, check: bool = True) -> str:
     first (429 beyond the limit, ratelimit.py), then in a bounded slot of the hashes, never
     one of the logins'."""
     ratelimit.count_hash()
-    return checks().bounded(lambda: current_app.hash_password(password, check=check), slots=checks().hash_slots)
+    return checks().hash(lambda: current_app.hash_password(password, check=check))
 
 
 def restore_refusal(res: flask.Response) -> flask.Response:

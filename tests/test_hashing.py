@@ -178,3 +178,14 @@ def test_logins_have_their_own_slots(api):
         uid3 = api.post("/register", 201, login=None, data={"login": unique("new"), "pword": "password"}).json["uid"]
     for gone in (uid, uid2, uid3):
         api.delete(f"/users/{gone}", 204, login="calvin")
+
+
+# …and they run at the lowest CPU priority: beside them, a login gets the cores
+@in_process_only
+def test_hashes_at_the_lowest_priority(api):
+    import threading
+
+    uid = register(api, "niced")[2]  # one hash, by a hashing thread
+    hashers = [t for t in threading.enumerate() if t.name.startswith("kiva-hash")]
+    assert hashers and all(os.getpriority(os.PRIO_PROCESS, t.native_id) == 19 for t in hashers)  # type: ignore[arg-type]
+    api.delete(f"/users/{uid}", 204, login="calvin")
