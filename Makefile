@@ -277,6 +277,9 @@ test-cluster: export APP_TRUSTED_PROXIES = 127.0.0.1
 test-cluster: export CLUSTER_FORWARDFOR_EXCEPT = 127.0.0.0/8
 # the kill drill's slow reads (bcrypt) at once on a node: more than the 2 slots of production
 test-cluster: export APP_PASSWORD_SLOTS = 8
+# the suite through the cluster hashes like make check's (APP_HASH_LIMIT, APP_HASH_SLOTS above)
+test-cluster: export APP_HASH_LIMIT = 100000 per minute
+test-cluster: export APP_HASH_SLOTS = 2
 test-cluster: system-deps venv-dev
 	MAKE="$(MAKE) --no-print-directory" APP_SECRET=$(TEST_SECRET) PYTEST=$(BIN)/pytest PYTHON=$(BIN)/python \
 	  CLUSTER_DIR=$(CLUSTER_DIR)-test deploy/cluster-check.sh
