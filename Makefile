@@ -132,8 +132,8 @@ test-sqlite test-pg test-ext test-apache test-outage: export APP_TRUSTED_PROXIES
 # the suite hashes many passwords as one user or from one address (the fuzzer…), and races
 # two registrations (two hashes at once): the per-client limit of password hashing out of
 # its way, a second hashing slot; tests/test_hashing.py checks both in-process
-test-sqlite test-pg test-ext test-apache test-outage: export APP_HASH_LIMIT = 100000 per minute
-test-sqlite test-pg test-ext test-apache test-outage: export APP_HASH_SLOTS = 2
+test-sqlite test-pg test-ext test-apache test-outage test-schema: export APP_HASH_LIMIT = 100000 per minute
+test-sqlite test-pg test-ext test-apache test-outage test-schema: export APP_HASH_SLOTS = 2
 # their databases start from the seed data: the suite must leave exactly that (conftest.py);
 # test-sqlite and test-pg start on the upgraded database (generated rows, drills/upgrade.py):
 # the suite must leave the counts it found there
