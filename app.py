@@ -19,7 +19,7 @@ import stuff
 import things
 import users
 from model import PathId
-from production import audit, declared, docs, errors, hooks, metrics, openapi, security, throttle, usercache
+from production import audit, declared, docs, errors, hooks, metrics, openapi, ratelimit, security, throttle, usercache
 
 logging.basicConfig(level=logging.INFO)
 
@@ -41,6 +41,7 @@ AFTER_REQUEST = [
     auth.restore_refusal,  # a throttled or busy password check, a refused token: the answer
     database.end_transaction,  # commit below 400, roll back otherwise
     throttle.count,  # failed password checks, in a transaction of their own
+    throttle.device_cookie,  # after a successful password check: a device cookie (throttle.py)
     usercache.invalidate,  # the shared cache (if any): what the commits above changed
     errors.json_errors,  # every error a JSON object, no secret in it
     security.security_headers,
@@ -54,6 +55,7 @@ app.teardown_request(database.release)  # roll back on an exception, return the 
 errors.init_app(app)
 security.init_app(app)
 throttle.init_app(app, database.db)
+ratelimit.init_app(app)  # per-client limits of password hashing (429)
 usercache.init_app(app)
 database.init_app(app)
 auth.init_app(app)  # FlaskSimpleAuth's hooks: its request hooks come after the ones above

@@ -66,8 +66,9 @@ printf 'KIVA_DB=%s\nAPP_SECRET=%s\n' "${KIVA_DB:?KIVA_DB: the libpq connection s
   "${APP_SECRET:-$(head -c 30 /dev/urandom | base64 | tr -d '/+=')}" |
   on_target "[ -e kiva.env ] || (umask 077 && cat > kiva.env)"
 printf 'KIVA_OWNER_DB=%s\n' "${KIVA_OWNER_DB:-$KIVA_DB}" | on_target "[ -e kiva-owner.env ] || (umask 077 && cat > kiva-owner.env)"
-# make check's deployment: a short throttling window, a trusted proxy for the tests' addresses
-for var in APP_THROTTLE_SECONDS APP_TRUSTED_PROXIES APP_THROTTLE_ADDRESS_FAILURES; do
+# make check's deployment: a short throttling window, a trusted proxy for the tests' addresses,
+# the hashing limits out of the suite's way
+for var in APP_THROTTLE_SECONDS APP_TRUSTED_PROXIES APP_THROTTLE_ADDRESS_FAILURES APP_HASH_LIMIT APP_HASH_SLOTS; do
   if [ -n "${!var:-}" ]; then
     on_target "grep -q '^$var=' kiva.env || echo $var=$(q "${!var}") >> kiva.env"
   fi

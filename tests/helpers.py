@@ -9,6 +9,7 @@ import base64
 import concurrent.futures
 import datetime
 import hashlib
+import json
 import logging
 import os
 import re
@@ -47,22 +48,30 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+# the realm field of the server's tokens: the app's name and the token lifetime (app.conf)
+TOKEN_REALM = f"kiva/{float(os.environ.get('APP_TOKEN_MINUTES', '60')):g}m"
+
+
 def token_limit(token: str) -> datetime.datetime:
-    """The expiry of a FlaskSimpleAuth token "realm:login:limit:signature" (UTC)."""
+    """The expiry of a FlaskSimpleAuth token "realm/<lifetime>m:login:limit:signature" (UTC)."""
     limit = token.split(":")[2]
     return datetime.datetime.strptime(limit, "%Y%m%d%H%M%S").replace(tzinfo=datetime.UTC)
 
 
-def forge_token(login: str, minutes: float = 60, realm: str = "kiva", secret: str | None = None) -> str:
-    """A FlaskSimpleAuth token "realm:login:limit:signature", signed like the server does.
+def forge_token(
+    login: str, minutes: float = 60, realm: str = "kiva", secret: str | None = None, lifetime: float | None = None
+) -> str:
+    """A FlaskSimpleAuth token "realm/<lifetime>m:login:limit:signature", signed like the
+    server does, expiring in `minutes`; its lifetime is the server's (APP_TOKEN_MINUTES) unless given.
 
     The tests know the server's secret (APP_SECRET, a test-only value set by the
     Makefile): they can make expired tokens or tokens for another realm without waiting.
     """
     secret = secret or os.environ.get("APP_SECRET")
     assert secret, "APP_SECRET must be set for the token tests (make check sets it)"
+    lifetime = lifetime if lifetime is not None else float(os.environ.get("APP_TOKEN_MINUTES", "60"))
     when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=minutes)
-    data = f"{realm}:{login}:{when:%Y%m%d%H%M%S}"
+    data = f"{realm}/{lifetime:g}m:{login}:{when:%Y%m%d%H%M%S}"
     signature = hashlib.blake2s(f"{data}:{secret}".encode()).digest()[:16].hex()
     return f"{data}:{signature}"
 
@@ -291,3 +300,34 @@ def database_counts() -> dict[str, int] | None:
         with psycopg.connect(os.environ["KIVA_DB"], autocommit=True) as pg:
             return {t: pg.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in SEED_TABLES}  # type: ignore  # noqa: S608
     return None
+
+
+#
+# another server process on the same database, with another configuration
+#
+
+OTHER_APP_PRELUDE = """
+import json, sys
+sys.path.insert(0, {here!r})
+from app import app
+client = app.test_client()
+results = []
+def out(res):
+    results.append([res.status_code, res.get_json(silent=True)])
+"""
+
+
+def other_app(code: str, **env: str) -> list[list]:
+    """Run `code` in a new process whose app is created with these environment variables
+    changed (a server restarted with another configuration), on the same database: it
+    calls `client.get(...)` etc. and `out(res)`; returns the [status, JSON] of each out()."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = OTHER_APP_PRELUDE.format(here=HERE) + textwrap.dedent(code) + "\nprint(json.dumps(results))\n"
+    done = subprocess.run(  # noqa: S603 (this interpreter, the test's own code)
+        [sys.executable, "-c", script], env={**os.environ, **env}, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

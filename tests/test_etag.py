@@ -183,3 +183,21 @@ def test_lost_update_race(api, made):
         assert sorted(status for status, _ in answers) == [204, 412], answers
         winner = names[[status for status, _ in answers].index(204)]
         assert row.get(api).json == {"sid": row.id, "stuff": winner}
+
+
+# issue 20, point 7: a version is [0-9]{1,18} in ASCII; anything else is a tag no row has
+# (412), never a 500: int() refuses more than 4,300 digits, and "²".isdigit() is True
+# (a header is bytes, latin-1 for WSGI: "²" is one, Arabic-Indic digits come as their UTF-8 bytes)
+NOT_VERSIONS = ["9" * 5000, "²", "١٢".encode().decode("latin-1"), "1" * 19, "99999999999", "+1", " 1", "1_0", "-1"]
+
+
+@pytest.mark.parametrize("method", ["PATCH", "DELETE"])
+def test_if_match_version_not_a_number(api, made, method):
+    row = made("stuff")
+    current = row.get(api).headers["ETag"]
+    for version in NOT_VERSIONS:
+        res = row.call(api, method, 412, etag=f'"{row.id}-{version}"', **row.body(method))
+        assert res.json["error"].startswith("precondition failed"), version
+        # with the current tag beside it, the current one still matches (nothing written yet)
+    assert row.get(api).headers["ETag"] == current
+    row.call(api, "PATCH", 204, etag=f'"{row.id}-{"9" * 5000}", {current}', **row.body("PATCH"))

@@ -51,7 +51,7 @@ def test_token_issued_is_strptime(expiry):
     app = flask.Flask("fast-paths")
     app.config["FSA_TOKEN_DELAY"] = 60.0
     text = expiry.strftime("%Y%m%d%H%M%S")
-    token = f"kiva:calvin:{text}:0123456789abcdef"
+    token = f"kiva/60m:calvin:{text}:0123456789abcdef"
     expected = datetime.datetime.strptime(text, "%Y%m%d%H%M%S").replace(tzinfo=datetime.UTC)
     with app.app_context():
         assert auth.token_issued(token) == (expected - datetime.timedelta(minutes=60)).timestamp()

@@ -4,7 +4,7 @@ import datetime
 import json
 
 import pytest
-from helpers import SEED_PASSWORDS, basic, in_parallel, register, unique
+from helpers import SEED_PASSWORDS, TOKEN_REALM, basic, in_parallel, register, unique
 
 ADMIN = basic("calvin", SEED_PASSWORDS["calvin"])
 
@@ -42,7 +42,7 @@ def test_register_whoami_login(api):
     res = api.get("/whoami", 200, login=None, data={"USER": login, "PASS": password})
     assert res.json == login
     token = api.get("/login", 200, login=None, headers=basic(login, password)).json
-    assert token.startswith(f"kiva:{login}:") and token.count(":") == 3
+    assert token.startswith(f"{TOKEN_REALM}:{login}:") and token.count(":") == 3
     api.delete(f"/users/{uid}", 204, login="calvin")
 
 
