@@ -11,7 +11,7 @@ read from it is input (docs/shared-cache.md has the design and its bounds).
   the JSON under a key derived from APP_SECRET. A forged, altered or moved entry
   (another key's) is a miss: the database answers, and the entry is replaced.
 - Versioned keys, not deletions: an entry holds the generations it depends on
-  (`gen:users`: every user; `gen:owned:<oid>`: an object), as read in the same MGET
+  (`generation:users`: every user; `generation:owned:<oid>`: an object), as read in the same MGET
   *before* its value was loaded. A generation is a random value, never a counter: a
   missing one (evicted by allkeys-lru, a restarted Redis, a flush) is a miss, and is
   created anew before the load, so that no old entry can ever match again.
@@ -19,7 +19,7 @@ read from it is input (docs/shared-cache.md has the design and its bounds).
   an existing user (not /login, /register, POST /users: a new user has no entry), a
   write to an object, and also such a write whose outcome is unknown (a 5xx: the
   commit may have happened). `python -m usercache flush` (a restore, DB_INIT) bumps
-  `gen:users`, on which every entry depends.
+  `generation:users`, on which every entry depends.
 - A failed bump is not lost: this process stops using the cache (the database
   answers) and a thread of its own retries every RETRY seconds until it lands.
 - Every entry also carries the time its generations were read, under its HMAC:
@@ -60,7 +60,7 @@ TIMEOUT = 0.25  # seconds: a slower Redis counts as down, the database answers
 PAUSE = 1.0  # seconds without Redis after a failure
 RETRY = 0.1  # seconds between two attempts of a bump that failed
 READ_ONLY_METHODS = {"GET", "HEAD", "OPTIONS"}
-USERS_GENERATION = "gen:users"
+USERS_GENERATION = "generation:users"
 # the key of the entries' HMACs: derived from APP_SECRET, for this use only
 KEY_LABEL = b"kiva shared cache entries, v1"
 # routes of the users blueprint that change no existing user (a new user has no entry)
@@ -243,8 +243,8 @@ def user_row(login: str, load: Callable[[], dict | None]) -> dict | None:
 
 def permission(kind: str, ident: int, login: str, load: Callable[[], bool | None]) -> bool | None:
     """An object-permission answer (True, False; None for no such object, not cached).
-    A user's record changes with the users (gen:users), an object with itself."""
-    generations = [USERS_GENERATION] if kind == "user" else [USERS_GENERATION, f"gen:{kind}:{ident}"]
+    A user's record changes with the users (generation:users), an object with itself."""
+    generations = [USERS_GENERATION] if kind == "user" else [USERS_GENERATION, f"generation:{kind}:{ident}"]
     return cached(f"perm:{kind}:{ident}:{login}", generations, load, lambda v: v is not None)
 
 
@@ -259,7 +259,7 @@ def changed_generations(res: flask.Response) -> set[str]:
     if request.blueprint == "users" and request.endpoint not in NO_USER_CHANGE:
         return {USERS_GENERATION}
     if request.blueprint == "owned" and "oid" in view_args:
-        return {f"gen:owned:{view_args['oid']}"}
+        return {f"generation:owned:{view_args['oid']}"}
     return set()
 
 
@@ -285,7 +285,7 @@ def init_app(app: flask.Flask):
 
 
 def flush(url: str, attempts: int = 20) -> bool:
-    """Invalidate every entry (after a restore, DB_INIT): `gen:users` anew, retried."""
+    """Invalidate every entry (after a restore, DB_INIT): `generation:users` anew, retried."""
     client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
     for attempt in range(attempts):
         try:

@@ -254,7 +254,7 @@ def test_no_password_hash_in_redis():
 
 def generations() -> dict[bytes, bytes | None]:
     client = admin_redis()
-    return {key: client.get(key) for key in client.scan_iter("kiva:gen:*")}
+    return {key: client.get(key) for key in client.scan_iter("kiva:generation:*")}
 
 
 def test_logins_and_registrations_keep_the_cache():
@@ -273,17 +273,23 @@ def test_logins_and_registrations_keep_the_cache():
     assert generations() != before, "a deletion must invalidate"
 
 
+def evict_generations(client: redis.Redis):
+    """What allkeys-lru may do to the generation keys (whatever their names)."""
+    for key in client.scan_iter("kiva:gen*"):
+        client.delete(key)
+
+
 def test_missing_generation_is_a_miss():
     """An evicted generation (allkeys-lru) never revives entries stored before a change."""
     client = admin_redis()
     login, password, uid = new_user(admin=True)
     token = call(1, "GET", "/login", 200, auth=(login, password)).json()
-    client.delete("kiva:gen:users", f"kiva:gen:login:{login}")  # as a fresh or evicting Redis
+    evict_generations(client)  # as a fresh or evicting Redis
     for node in (1, 2):
         call(node, "GET", "/admin", 200, headers=bearer(token))
     assert cached(f"row:{login}")
     call(1, "PATCH", f"/users/{uid}", 204, auth=ADMIN, data={"isadmin": "false"})
-    client.delete("kiva:gen:users")  # evicted
+    evict_generations(client)
     for node in (2, 1):
         call(node, "GET", "/admin", 403, headers=bearer(token))
     call(1, "DELETE", f"/users/{uid}", 204, auth=ADMIN)
@@ -392,3 +398,16 @@ def test_flush_after_database_replaced():
     for node in (2, 1):
         call(node, "GET", "/admin", 403, headers=bearer(token))
     call(1, "DELETE", f"/users/{uid}", 204, auth=ADMIN)
+
+
+def test_db_init_flushes():
+    """Last (it resets the database to the demo users, as the drills expect): `make
+    deploy DB_INIT=demo` to node 1 flushes the cache: a user of the old database, whose
+    row node 2 had cached, is unknown at once."""
+    login, password, uid = new_user(admin=True)
+    token = warm(login, password, "/admin")
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "deploy", "cluster.sh")
+    subprocess.run([script, "node-deploy", "1", "DB_INIT=demo"], check=True, stdout=subprocess.DEVNULL)  # noqa: S603
+    for node in (2, 1):
+        call(node, "GET", "/admin", 401, headers=bearer(token))
+    assert call(2, "GET", "/admin", 200, auth=ADMIN).json() == "hello admin calvin!"

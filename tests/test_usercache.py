@@ -80,10 +80,10 @@ def test_hit_then_missing_generation_is_a_miss(cache):
         assert usercache.user_row("susie", load) == ROW
     assert load.count == 1
     # an evicted (or flushed, or restarted) generation: a miss, never "generation 0"
-    cache.redis.delete("kiva:gen:users")
+    cache.redis.delete("kiva:generation:users")
     assert usercache.user_row("susie", load) == ROW
     assert load.count == 2
-    assert cache.redis.get("kiva:gen:users") is not None, "a new generation is made before the load"
+    assert cache.redis.get("kiva:generation:users") is not None, "a new generation is made before the load"
     assert usercache.user_row("susie", load) == ROW and load.count == 2
 
 
@@ -101,7 +101,7 @@ def test_forged_entries_are_misses(cache, tamper):
     load = Loads(ROW)
     usercache.user_row("susie", load)
     genuine = cache.redis.get("kiva:row:susie")
-    gens = [cache.redis.get("kiva:gen:users")]
+    gens = [cache.redis.get("kiva:generation:users")]
     forged = {
         "alter": genuine.replace(b'"isadmin": false', b'"isadmin": true'),
         "move": cache.redis.get("kiva:row:calvin"),
@@ -117,7 +117,7 @@ def test_forged_entries_are_misses(cache, tamper):
 def test_another_secret_is_refused(cache, server):
     usercache.user_row("susie", Loads(ROW))
     other = usercache.Cache(server[1], "another-secret-entirely")
-    gens = [cache.redis.get("kiva:gen:users")]
+    gens = [cache.redis.get("kiva:generation:users")]
     assert other.open("row:susie", cache.redis.get("kiva:row:susie"), gens, time.time()) == (False, None)
 
 
@@ -127,10 +127,10 @@ def test_failed_bump_is_retried_and_distrusted_meanwhile(cache, server):
     proc, _ = server
     load = Loads(ROW)
     usercache.user_row("susie", load)
-    before = cache.redis.get("kiva:gen:users")
+    before = cache.redis.get("kiva:generation:users")
     proc.send_signal(signal.SIGSTOP)
     try:
-        cache.bump({"gen:users"})
+        cache.bump({"generation:users"})
         assert not cache.usable()
         for _ in range(3):
             assert usercache.user_row("susie", load) == ROW
@@ -143,7 +143,7 @@ def test_failed_bump_is_retried_and_distrusted_meanwhile(cache, server):
         time.sleep(0.01)
     print(f"\nbump made {time.monotonic() - resumed:.3f} s after Redis came back")
     assert time.monotonic() - resumed < usercache.RETRY + usercache.TIMEOUT + 0.2
-    assert cache.redis.get("kiva:gen:users") != before
+    assert cache.redis.get("kiva:generation:users") != before
     assert cache.retrier is None
 
 
@@ -169,15 +169,27 @@ def test_what_invalidates():
     assert changed(app, "POST", "/register", 503) == set()
     assert changed(app, "POST", "/users", 201) == set()
     for method in ("PATCH", "PUT", "DELETE"):
-        assert changed(app, method, "/users/2", 204) == {"gen:users"}
-        assert changed(app, method, "/users/2", 503) == {"gen:users"}, "a commit of unknown outcome"
+        assert changed(app, method, "/users/2", 204) == {"generation:users"}
+        assert changed(app, method, "/users/2", 503) == {"generation:users"}, "a commit of unknown outcome"
         assert changed(app, method, "/users/2", 409) == set()
-    assert changed(app, "DELETE", "/object/7", 204) == {"gen:owned:7"}
-    assert changed(app, "PATCH", "/object/7", 500) == {"gen:owned:7"}
+    assert changed(app, "DELETE", "/object/7", 204) == {"generation:owned:7"}
+    assert changed(app, "PATCH", "/object/7", 500) == {"generation:owned:7"}
     assert changed(app, "GET", "/users/2", 200) == set()
     # every other write of the users blueprint invalidates (a new route is safe by default)
     for endpoint, method in writes:
         if endpoint.startswith("users.") and endpoint not in usercache.NO_USER_CHANGE:
             rule = next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint)
             path = rule.rule.replace("<uid>", "2").replace("<int:uid>", "2")
-            assert changed(app, method, path, 204) == {"gen:users"}, (endpoint, method)
+            assert changed(app, method, path, 204) == {"generation:users"}, (endpoint, method)
+
+
+def test_restore_flushes(cache, server, monkeypatch):
+    """backup.py restore, with KIVA_REDIS set: every entry invalidated."""
+    import backup
+
+    load = Loads(ROW)
+    usercache.user_row("susie", load)
+    monkeypatch.setenv("KIVA_REDIS", server[1])
+    backup.flush_shared_cache()
+    usercache.user_row("susie", load)
+    assert load.count == 2
