@@ -21,7 +21,8 @@ read from it is input (docs/shared-cache.md has the design and its bounds).
   commit may have happened). `python -m usercache flush` (a restore, DB_INIT) bumps
   `generation:users`, on which every entry depends.
 - A failed bump is not lost: this process stops using the cache (the database
-  answers) and a thread of its own retries every RETRY seconds until it lands.
+  answers) and a thread of its own retries (every RETRY seconds, or at once after a
+  timeout) until it lands.
 - Every entry also carries the time its generations were read, under its HMAC:
   it is refused MAX_AGE seconds later, whatever Redis says, which bounds what a
   writer dying before its bump landed could leave (and any replay).
@@ -173,14 +174,15 @@ class Cache:
         attempts = 0
         while True:
             attempts += 1
+            started = time.monotonic()
             if self.make_pending(quiet=attempts > 1):
                 with self.lock:
                     if not self.pending:
                         self.retrier = None
                         log.info(f"redis: missed invalidations made ({attempts} attempts), the cache trusted again")
                         return
-            else:
-                time.sleep(RETRY)
+            else:  # at once after a timeout: an attempt is always on its way to a frozen Redis
+                time.sleep(max(0.0, RETRY - (time.monotonic() - started)))
 
 
 cache: Cache | None = None
