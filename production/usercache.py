@@ -18,7 +18,7 @@ read from it is input (docs/shared-cache.md has the design and its bounds).
 - Bumps after the commit, on real changes only: a write of the users blueprint to
   an existing user (not /login, /register, POST /users: a new user has no entry), a
   write to an object, and also such a write whose outcome is unknown (a 5xx: the
-  commit may have happened). `python -m usercache flush` (a restore, DB_INIT) bumps
+  commit may have happened). `python -m production.usercache flush` (a restore, DB_INIT) bumps
   `generation:users`, on which every entry depends.
 - A failed bump is not lost: this process stops using the cache (the database
   answers) and a thread of its own retries (every RETRY seconds, or at once after a
@@ -300,9 +300,9 @@ def flush(url: str, attempts: int = 20) -> bool:
     return False
 
 
-if __name__ == "__main__":  # python -m usercache flush, with KIVA_REDIS in the environment
+if __name__ == "__main__":  # python -m production.usercache flush, with KIVA_REDIS in the environment
     if sys.argv[1:] != ["flush"]:
-        sys.exit("usage: python -m usercache flush")
+        sys.exit("usage: python -m production.usercache flush")
     if not os.environ.get("KIVA_REDIS"):
         print("no shared cache (KIVA_REDIS): nothing to flush")
     elif flush(os.environ["KIVA_REDIS"]):

@@ -167,7 +167,7 @@ def flush_shared_cache():
     """The app's shared cache (KIVA_REDIS, if set) forgets the replaced database's rows
     (docs/shared-cache.md); otherwise its entries are trusted for usercache.MAX_AGE more."""
     if os.environ.get("KIVA_REDIS"):
-        import usercache  # the app's module: its flask and redis only when there is a cache
+        from production import usercache  # its flask and redis: only when there is a cache
 
         if not usercache.flush(os.environ["KIVA_REDIS"]):
             print(f"restore: WARNING: the shared cache was not flushed ({usercache.MAX_AGE:.0f} s of stale entries)")

@@ -382,9 +382,9 @@ def test_staleness_with_redis_writes_paused():
 
 
 def node_flush(node: int):
-    """What deploy.sh (DB_INIT) and backup.py (restore) run on a node: the cache flushed."""
+    """What deploy.sh (DB_INIT) and scripts/backup.py (restore) run on a node: the cache flushed."""
     folder = os.path.join(os.environ["CLUSTER_DIR"], f"node{node}")
-    command = "set -a && . ./kiva.env && venv/bin/python -m usercache flush"
+    command = "set -a && . ./kiva.env && venv/bin/python -m production.usercache flush"
     subprocess.run(["/bin/bash", "-c", command], cwd=folder, check=True)
 
 

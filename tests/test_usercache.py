@@ -184,8 +184,8 @@ def test_what_invalidates():
 
 
 def test_restore_flushes(cache, server, monkeypatch):
-    """backup.py restore, with KIVA_REDIS set: every entry invalidated."""
-    import backup
+    """scripts/backup.py restore, with KIVA_REDIS set: every entry invalidated."""
+    from scripts import backup
 
     load = Loads(ROW)
     usercache.user_row("susie", load)
