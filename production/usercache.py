@@ -175,7 +175,12 @@ class Cache:
         while True:
             attempts += 1
             started = time.monotonic()
-            if self.make_pending(quiet=attempts > 1):
+            try:
+                done = self.make_pending(quiet=attempts > 1)
+            except Exception:  # never a dead thread leaving the process without its cache
+                log.exception("redis: a bump failed unexpectedly, retrying")
+                done = False
+            if done:
                 with self.lock:
                     if not self.pending:
                         self.retrier = None

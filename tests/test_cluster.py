@@ -408,6 +408,6 @@ def test_db_init_flushes():
     token = warm(login, password, "/admin")
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "deploy", "cluster.sh")
     subprocess.run([script, "node-deploy", "1", "DB_INIT=demo"], check=True, stdout=subprocess.DEVNULL)  # noqa: S603
-    for node in (2, 1):
-        call(node, "GET", "/admin", 401, headers=bearer(token))
+    # node 2, whose processes cached the row (node 1's are reloading the new code)
+    call(2, "GET", "/admin", 401, headers=bearer(token))
     assert call(2, "GET", "/admin", 200, auth=ADMIN).json() == "hello admin calvin!"
