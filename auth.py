@@ -183,15 +183,15 @@ def lookup(login: str) -> dict:
     """
     memo = context.g().setdefault("kiva_logins", {})
     if login not in memo:
-        address = throttle.client_key()
-        memo[login] = usercache.user(login, address, lambda: db.get_user_login(login=login, address=address))
+        # never from the shared cache: it holds no password hash (docs/shared-cache.md)
+        memo[login] = db.get_user_login(login=login, address=throttle.client_key())
     return memo[login]
 
 
 def user_row(login: str) -> dict | None:
-    """The user's row, or None if there is no such user (any more): uid, login, pword,
-    isadmin, pwchanged; read once per request, without the throttling counts unless
-    lookup() read them already (a password check)."""
+    """The user's row, or None if there is no such user (any more): uid, login,
+    isadmin, pwchanged (and pword, and the throttling counts, if lookup() read them
+    already: a password check); read once per request."""
     g = context.g()
     checked = g.get("kiva_logins")
     if checked and login in checked:
@@ -376,9 +376,9 @@ def warn_about_demo_users(app: fsa.Flask):
     try:
         with app.test_request_context():
             for login, password in DEMO_PASSWORDS.items():
-                row = user_row(login)
+                row = lookup(login)  # with its hash, from the database
                 # data.sql's hashes have cost 4: only those are checked, cheaply
-                if row and row["pword"].startswith("$2b$04$") and app.check_password(password, row["pword"]):
+                if row["pword"] and row["pword"].startswith("$2b$04$") and app.check_password(password, row["pword"]):
                     log.warning(f"demo user {login} has its public password: remove it or change it")
             db.rollback()
     except Exception as e:  # the database may be down at start: the app must still start

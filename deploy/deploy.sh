@@ -103,6 +103,12 @@ echo "deploy: database at schema version $reached"
 
 echo "deploy: files to $target"
 send "${files[@]}" '*.py'
+if [ "$db_init" != 0 ]; then
+  # the shared cache (KIVA_REDIS in kiva.env, if any) forgets the old database's users
+  # (docs/shared-cache.md); not flushed, its entries are trusted 30 s more at most
+  on_target "set -a && . ./kiva.env && set +a && venv/bin/python -m production.usercache flush" ||
+    echo "deploy: WARNING: the shared cache was not flushed" >&2
+fi
 
 on_target "touch kiva.wsgi"
 echo "deploy: done, $target"

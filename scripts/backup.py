@@ -221,6 +221,16 @@ def restore(engine: str, conn: str, path: str) -> dict:
     return restore_sqlite(conn, manifest) if engine == "sqlite3" else restore_pg(conn, manifest)
 
 
+def flush_shared_cache():
+    """The app's shared cache (KIVA_REDIS, if set) forgets the replaced database's rows
+    (docs/shared-cache.md); otherwise its entries are trusted for usercache.MAX_AGE more."""
+    if os.environ.get("KIVA_REDIS"):
+        from production import usercache  # its flask and redis: only when there is a cache
+
+        if not usercache.flush(os.environ["KIVA_REDIS"]):
+            print(f"restore: WARNING: the shared cache was not flushed ({usercache.MAX_AGE:.0f} s of stale entries)")
+
+
 def main():
     parser = argparse.ArgumentParser(description="Kiva's database backups and restores")
     parser.add_argument("action", choices=["backup", "restore"])
@@ -241,6 +251,7 @@ def main():
         )
     else:
         done = restore(engine, args.conn, args.path)
+        flush_shared_cache()
         print(
             f"restore: {args.path} into {done['database']}: restored in {done['restore']:.2f} s, "
             f"verified in {done['verify']:.2f} s, switched in {done['switch']:.3f} s"
