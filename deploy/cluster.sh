@@ -124,7 +124,8 @@ start_redis() {
   chmod 700 "$run"
   # a cache only: nothing to persist, a restarted Redis is empty (see usercache.py).
   # Two accounts, no anonymous access: the app's (kiva: its own keys, only the commands
-  # usercache.py sends) and the administrator's (drills, tests, shutdown). The file
+  # usercache.py sends and the Lua scripts of production/ratelimit.py's `limits` run)
+  # and the administrator's (drills, tests, shutdown). The file
   # holding the passwords is 0600: no password on a command line nor in a log.
   # allkeys-lru: a full cache forgets the least used keys (a missing generation is a miss)
   (umask 077 && cat >"$run/redis.conf" <<CONF
@@ -139,7 +140,7 @@ dir $run
 maxmemory ${CLUSTER_REDIS_MEMORY:-64mb}
 maxmemory-policy allkeys-lru
 user default off
-user kiva on >$(redis_password kiva) resetkeys ~kiva:* resetchannels -@all +get +set +mget +ping +select
+user kiva on >$(redis_password kiva) resetkeys ~kiva:* resetchannels -@all +get +set +mget +ping +select +evalsha +eval +script|load +lindex +lpush +ltrim +expire
 user admin on >$(redis_password admin) ~* &* +@all
 CONF
   )
