@@ -6,14 +6,12 @@ backend) and against a live server (FLASK_TESTER_APP=http://host:port[/prefix]).
 """
 
 import base64
-import concurrent.futures
 import datetime
 import hashlib
 import logging
 import os
 import re
 import sqlite3
-import threading
 import time
 import uuid
 
@@ -196,40 +194,6 @@ class AuditLog:
                 line["start"], line["end"] = end - float(line["ms"]) / 1000, end
                 found.append(line)
         return found
-
-
-def overlapped(lines: list[dict]) -> bool:
-    """Whether the server had all these requests in flight at one moment: its audit
-    lines (end time, duration) prove it, whatever the client believed it sent."""
-    return len(lines) > 1 and max(line["start"] for line in lines) < min(line["end"] for line in lines)
-
-
-def in_parallel(requests: list[tuple[str, str, dict]]) -> tuple[list[tuple[int, dict | None]], bool]:
-    """Send requests at the same time, each from its own thread and connection.
-
-    Returns (status, JSON body) in order, and whether the server's audit lines show
-    them all in flight at once (a barrier only starts them together: the server may
-    still serve one after the other).
-    """
-    barrier = threading.Barrier(len(requests))
-    audit = AuditLog()
-
-    def send(method: str, path: str, kwargs: dict):
-        raw = Raw()
-        barrier.wait()
-        res = raw.request(method, path, **kwargs)
-        return res.status_code, res.json_body
-
-    try:
-        with concurrent.futures.ThreadPoolExecutor(len(requests)) as pool:
-            futures = [pool.submit(send, *request) for request in requests]
-            results = [f.result() for f in futures]
-        paths = {(method, path) for method, path, _ in requests}
-        lines = [line for line in audit.lines() if (line["method"], line["path"]) in paths]
-        assert len(lines) == len(requests), lines
-        return results, overlapped(lines)
-    finally:
-        audit.close()
 
 
 #
