@@ -6,6 +6,7 @@ backend) and against a live server (FLASK_TESTER_APP=http://host:port[/prefix]).
 """
 
 import base64
+import contextlib
 import datetime
 import hashlib
 import logging
@@ -255,3 +256,65 @@ def database_counts() -> dict[str, int] | None:
         with psycopg.connect(os.environ["KIVA_DB"], autocommit=True) as pg:
             return {t: pg.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in SEED_TABLES}  # type: ignore  # noqa: S608
     return None
+
+
+#
+# in-process only: the app's configuration and database changed for a while
+#
+
+
+@contextlib.contextmanager
+def app_config(**values):
+    """The in-process app with some configuration values changed for a while."""
+    from app import app
+
+    saved = {k: app.config[k] for k in values}
+    app.config.update(values)
+    try:
+        yield app
+    finally:
+        app.config.update(saved)
+
+
+@contextlib.contextmanager
+def app_database(conn: str):
+    """The in-process app's new connections made to `conn` (a missing file, a closed
+    port, other options) for a while, then to the configured database again: each
+    change starts a new pool, the connections of the previous one closed."""
+    import database
+    from app import app
+
+    config = app.config["ANODB"]
+
+    def use(target: str):
+        filling = True
+
+        def connect(_):
+            # the new pool's first connection, made at once, would fail outside any
+            # request: the pool skips it (and logs it), connections come on demand
+            if filling:
+                raise RuntimeError(f"the app's database is now {target}: connections made on demand")
+            return database.connect(dict(config, conn=target))
+
+        old = database.db._pool
+        database.db.set_fun(connect)
+        filling = False
+        if old is not None:
+            old.shutdown()
+
+    use(conn)
+    try:
+        yield
+    finally:
+        use(config["conn"])
+
+
+def unreachable_database() -> str:
+    """The app's database made unreachable: a file in a folder that does not exist
+    (SQLite), a port nothing listens on (PostgreSQL)."""
+    from app import app
+
+    config = app.config["ANODB"]
+    if config["db"] == "sqlite3":
+        return "/nonexistent-kiva-folder/kiva.db"
+    return config["conn"] + " port=1"
