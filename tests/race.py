@@ -62,14 +62,19 @@ class SqliteWatch:
                     self.left.set()
 
 
+def queries(driver: str):
+    """The app's own queries (queries.sql), for a connection of the test's own."""
+    return aiosql.from_path(os.path.join(HERE, "queries.sql"), driver)
+
+
 def race(query: str, params: dict, request: Callable[[], Any], commit: bool = True) -> Any:
     """What `request()` (an HTTP request to the app) answers when its write of `query`
     waits for this test's own uncommitted write of the same query with `params`, which is
     then committed (or rolled back)."""
     driver, conn = database()
-    queries = aiosql.from_path(os.path.join(HERE, "queries.sql"), driver)
+    app_queries = queries(driver)
     probes = aiosql.from_path(os.path.join(HERE, "tests", "race.sql"), driver) if driver == "psycopg" else None
-    watch = SqliteWatch(getattr(queries, query).sql)
+    watch = SqliteWatch(getattr(app_queries, query).sql)
 
     def send():
         if driver == "sqlite3":  # only this thread's calls are watched
@@ -82,7 +87,7 @@ def race(query: str, params: dict, request: Callable[[], Any], commit: bool = Tr
     try:
         if driver == "sqlite3":
             conn.execute("BEGIN IMMEDIATE")
-        getattr(queries, query)(conn, **params)  # uncommitted: psycopg opened a transaction
+        getattr(app_queries, query)(conn, **params)  # uncommitted: psycopg opened a transaction
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             answer = pool.submit(send)
             waiting(driver, conn, probes, watch, answer)

@@ -142,6 +142,9 @@ def test_secret_parameters_never_echoed(api):
     token = api.get("/login", 200, login=None, headers=own).json
     res = api.get("/cmp/add", 400, login=None, headers=bearer(token), json={"i": token, "j": 1})
     assert res.json["error"].startswith('parameter "i"') and token.split(":")[-1] not in res.text
+    for tampered in [token[:-1] + ("0" if token[-1] != "0" else "1"), token + ":x", token.replace("kiva:", "other:")]:
+        res = api.get("/qui-suis-je", 401, login=None, headers=bearer(tampered))
+        assert res.json == {"error": "invalid token"} and tampered not in res.text
     api.delete(f"/users/{uid}", 204, login="calvin")
 
 
