@@ -131,9 +131,9 @@ class Raw:
         if EXTERNAL:
             res = self.session.request(method, os.environ["FLASK_TESTER_APP"] + path, timeout=30, **kwargs)
             try:
-                res.json_body = res.json()
+                res.json_body = res.json()  # type: ignore[attr-defined]  # as the Flask one below
             except ValueError:
-                res.json_body = None
+                res.json_body = None  # type: ignore[attr-defined]
             return res
         res = self.client.open(path, method=method, **kwargs)
         res.json_body = res.get_json(silent=True)

@@ -2,7 +2,9 @@
 client that has the current version, 412 for a write based on an older one, and of
 two clients writing with the same ETag exactly one wins."""
 
+import functools
 import re
+from typing import Any
 
 import pytest
 from helpers import EXTERNAL, SEED_PASSWORDS, basic, register, unique
@@ -34,7 +36,7 @@ class Resource:
     """A fresh row of one kind: its path, the credentials to write it, write bodies."""
 
     def __init__(self, api, kind: str):
-        self.kind, self.auth = kind, ADMIN
+        self.kind, self.auth = kind, dict[str, Any](ADMIN)
         if kind == "stuff":
             self.auth = {"login": None}
             self.id = api.post("/stuff", 201, data={"stuff": unique("etag")}, **self.auth).json["sid"]
@@ -87,7 +89,7 @@ class Resource:
             uid = next(u["uid"] for u in api.get("/users", 200, data={"filter": login}, **ADMIN).json)
             api.delete(f"/users/{uid}", 204, **ADMIN)
 
-    def call(self, api, method: str, status: int, etag: str | None = None, **kwargs):
+    def call(self, api, method: str, status: int | None, etag: str | None = None, **kwargs):
         auth = dict(self.auth, headers=dict(self.auth.get("headers", {})))
         if etag is not None:
             auth["headers"]["If-Match"] = etag
@@ -185,9 +187,7 @@ def test_lost_update_race(api, raw, made):
         res = race(
             "upd_stuff_sid",
             {"sid": row.id, "stuff": first, "version": version},
-            lambda path=row.path, name=second, tag=etag: raw.request(
-                "PUT", path, data={"stuff": name}, headers={"If-Match": tag}
-            ),
+            functools.partial(raw.request, "PUT", row.path, data={"stuff": second}, headers={"If-Match": etag}),
             commit,
         )
         if commit:

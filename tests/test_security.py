@@ -156,8 +156,12 @@ def busy_password_checks():
     release, taken = threading.Event(), threading.Semaphore(0)
     slots = app.config["KIVA_PASSWORD_SLOTS"]
 
+    def holding():
+        taken.release()
+        return release.wait(30)
+
     def hold():
-        checks.bounded(lambda: (taken.release(), release.wait(30)))
+        checks.bounded(holding)
 
     holders = [threading.Thread(target=hold) for _ in range(slots)]
     for holder in holders:

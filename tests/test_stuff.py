@@ -105,8 +105,9 @@ def test_create_bad_parameters(api):
     assert api.post("/stuff", 400).json == {"error": 'parameter "stuff" is missing'}
     for bad in ["", "x" * 201, "tab\there", "nul\x00"]:
         assert "a name must" in api.post("/stuff", 400, data={"stuff": bad}).json["error"]
-    for bad in [42, True, None, ["a"], {"a": 1}]:
-        assert "error" in api.post("/stuff", 400, json={"stuff": bad}).json
+    wrong: object
+    for wrong in [42, True, None, ["a"], {"a": 1}]:
+        assert "error" in api.post("/stuff", 400, json={"stuff": wrong}).json
     assert "error" in api.post("/stuff", 400, data={"stuff": "ok", "extra": "no"}).json
 
 

@@ -6,6 +6,7 @@ creates its own owners and things (unique names) and removes them: the seed rows
 (owners Calvin 1 and Susie 2; things Sled, Wagon, Doll house) are only read.
 """
 
+import functools
 import re
 
 import pytest
@@ -37,7 +38,7 @@ def add_owner(api, oname: str | None = None, omail: str = "someone@example.org")
     return {"oid": oid, "oname": oname, "omail": omail}
 
 
-def add_thing(api, oid: int, tname: str | None = None, tprice: float = 1.5) -> dict:
+def add_thing(api, oid: int, tname: str | None = None, tprice: object = 1.5) -> dict:
     tname = tname or unique("Thing")
     tid = api.post("/things", 201, json={"tname": tname, "oid": oid, "tprice": tprice}, login=ADMIN).json["tid"]
     assert isinstance(tid, int)
@@ -499,7 +500,9 @@ def test_concurrent_owner_creation(api, raw):
     admin = basic(ADMIN, SEED_PASSWORDS[ADMIN])
     for commit in (True, False):
         owner = {"oname": unique("Twin"), "omail": "twin@example.org"}
-        res = race("add_owner", owner, lambda o=owner: raw.request("POST", "/owners", data=o, headers=admin), commit)
+        res = race(
+            "add_owner", owner, functools.partial(raw.request, "POST", "/owners", data=owner, headers=admin), commit
+        )
         rows = api.get("/owners", 200, data={"filter": owner["oname"]}, login=USER).json
         assert [{k: r[k] for k in ("oname", "omail")} for r in rows] == [owner]
         if commit:

@@ -1,6 +1,7 @@
 """Users and authentication: the AAA and Pydantic transcripts of the course, and more."""
 
 import datetime
+import functools
 import json
 import time
 
@@ -66,7 +67,7 @@ def test_register_concurrently(api, raw):
         login = unique("race")
         first = {"login": login, "pword": "not-a-hash", "isadmin": False, "now": time.time()}
         data = {"login": login, "pword": "password"}
-        res = race("add_user", first, lambda d=data: raw.request("POST", "/register", data=d), commit)
+        res = race("add_user", first, functools.partial(raw.request, "POST", "/register", data=data), commit)
         rows = api.get("/users", 200, data={"filter": login}, login="calvin").json
         assert [r["login"] for r in rows] == [login]
         if commit:
