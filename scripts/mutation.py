@@ -1,0 +1,74 @@
+"""make mutation: mutmut 3 on the modules that carry API.md's rules, then the score of
+each module and its surviving mutants (tests/MUTANTS.md says why each one is left).
+
+mutmut copies the code into mutants/, mutates the functions of the modules listed in
+pyproject.toml's [tool.mutmut] only_mutate, runs the in-process SQLite suite once to
+learn which tests reach which function, then each mutant against those tests only
+(stopping at the first failure). One mutant at a time: the suite's tests share one
+SQLite file, which two runs at once would lock (503s would count as kills).
+
+Limits of mutmut 3 (https://mutmut.readthedocs.io): functions with decorators (the
+routes themselves, @blueprint.get…) and module-level constants are not mutated.
+
+Usage: scripts/mutation.py [MUTANT NAME PATTERN…] (e.g. "paging.*"); the Makefile sets
+the environment of the in-process suite (APP_CONFIG, KIVA_SQLITE, APP_SECRET…).
+"""
+
+import collections
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MUTMUT = os.path.join(os.path.dirname(sys.executable), "mutmut")
+KILLED = {1, 3, 37}  # a test failed, pytest failed, the type checker refused it
+TIMEOUT = {36, -24, 24, 152, 255}  # a mutant that hangs the suite is caught too
+LOG = os.path.join(HERE, "mutants", "mutmut-run.log")
+
+
+def main() -> int:
+    os.chdir(HERE)
+    start = time.monotonic()
+    os.makedirs("mutants", exist_ok=True)
+    with open(LOG, "w") as log:  # mutmut's progress display: not for a terminal log
+        command = [MUTMUT, "run", "--max-children", "1", *sys.argv[1:]]
+        run = subprocess.run(command, stdout=log, stderr=log, check=False)  # noqa: S603  # our venv's mutmut
+    minutes = (time.monotonic() - start) / 60
+    if run.returncode:
+        print(f"make mutation: mutmut failed ({run.returncode}), see {LOG}", file=sys.stderr)
+        return run.returncode
+    counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    survivors: list[str] = []
+    for meta in sorted(glob.glob("mutants/**/*.py.meta", recursive=True)):
+        with open(meta) as f:
+            codes = json.load(f)["exit_code_by_key"]
+        module = os.path.relpath(meta, "mutants")[: -len(".meta")]
+        for name, code in codes.items():
+            outcome = "killed" if code in KILLED or code in TIMEOUT else "survived" if code == 0 else f"other ({code})"
+            counts[module][outcome] += 1
+            if outcome != "killed":
+                survivors.append(name)
+    print(f"make mutation: {minutes:.1f} min")
+    print(f"{'module':<16} {'mutants':>8} {'killed':>8} {'score':>7}")
+    below = []
+    for module, c in sorted(counts.items()):
+        total = sum(c.values())
+        score = c["killed"] / total if total else 1.0
+        below += [module] if score < 0.9 else []
+        print(f"{module:<16} {total:>8} {c['killed']:>8} {score:>7.1%}")
+    print(f"\n{len(survivors)} mutants not killed (mutmut show <name> for the diff):")
+    for name in survivors:
+        show = [MUTMUT, "show", name]
+        diff = subprocess.run(show, capture_output=True, text=True, check=False).stdout  # noqa: S603  # our venv's mutmut
+        changed = [line for line in diff.splitlines() if line[:1] in "-+" and line[:3] not in ("---", "+++")]
+        print(f"  {name}: " + " → ".join(line[1:].strip() for line in changed))
+    if below:
+        print(f"\nbelow 90 %: {', '.join(below)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
