@@ -4,6 +4,7 @@ In-process the lines are captured from the loggers; against a live server they a
 read from its log file, named by KIVA_AUDIT_LOG (helpers.AuditLog).
 """
 
+import re
 import time
 
 import pytest
@@ -41,10 +42,11 @@ def test_audit_line_fields(api, audit):
     assert before - 1 <= line["end"] <= after + 1 and 0 <= float(line["ms"]) <= (after - before) * 1000 + 1
     (anonymous,) = audit.lines(path="/stuff/1", status="405")
     assert (anonymous["client"], anonymous["user"], anonymous["method"]) == (api.address, "-", "POST")
-    # the layout of forged_line() is the app's: the forged line of test_audit_lines_cannot_be_forged
-    # would be read as a real one if it ever reached the log as a line of its own
-    real = AUDIT_LINE.search(forged_line("/stuff/1"))
-    assert real and [k for k, v in real.groupdict().items() if v] == [k for k, v in anonymous.items() if v][:7]
+    # forged_line() has the layout of the app's lines (the same fields, the same time
+    # stamp shape): the forged line of test_audit_lines_cannot_be_forged would be read as
+    # a real one if it ever reached the log as a line of its own
+    forged = AUDIT_LINE.search(forged_line("/stuff/1"))
+    assert forged and re.sub(r"\d", "9", forged["time"]) == re.sub(r"\d", "9", anonymous["time"])
 
 
 def test_audit_user_status_and_no_secret(api, audit):
