@@ -173,11 +173,12 @@ test-ext: venv-dev
 MUTATION_SQLITE ?= /tmp/kiva-mutation-$(shell id -u).db
 MUTANTS ?=
 mutation: venv
-	rm -rf mutants $(MUTATION_SQLITE)
+	@# mutants/ is kept: mutmut reruns only the mutants of the functions changed since
+	rm -f $(MUTATION_SQLITE)
 	export APP_CONFIG=app.conf KIVA_SQLITE=$(MUTATION_SQLITE) APP_SECRET=$(TEST_SECRET) APP_THROTTLE_SECONDS=8 \
 	  APP_TRUSTED_PROXIES=127.0.0.1 KIVA_METRICS_TOKEN=$(TEST_METRICS_TOKEN) FLASK_TESTER_APP=app; \
 	$(BIN)/python tests/upgrade.py --sqlite $(MUTATION_SQLITE) $(UPGRADE_ROWS) >/dev/null && \
-	$(BIN)/python scripts/mutation.py $(MUTANTS)
+	MUTANTS='$(MUTANTS)' $(BIN)/python scripts/mutation.py
 
 # more fuzzing than make check's: FUZZ_EXAMPLES examples per route, on both backends,
 # with a random seed (make check's fuzzing is the same at every run: derandomized), and

@@ -10,7 +10,7 @@ SQLite file, which two runs at once would lock (503s would count as kills).
 Limits of mutmut 3 (https://mutmut.readthedocs.io): functions with decorators (the
 routes themselves, @blueprint.get…) and module-level constants are not mutated.
 
-Usage: scripts/mutation.py [MUTANT NAME PATTERN…] (e.g. "paging.*"); the Makefile sets
+Usage: scripts/mutation.py [MUTANT NAME PATTERN…] (e.g. "paging.*", or in MUTANTS); the Makefile sets
 the environment of the in-process suite (APP_CONFIG, KIVA_SQLITE, APP_SECRET…).
 """
 
@@ -27,6 +27,9 @@ MUTMUT = os.path.join(os.path.dirname(sys.executable), "mutmut")
 KILLED = {1, 3, 37}  # a test failed, pytest failed, the type checker refused it
 TIMEOUT = {36, -24, 24, 152, 255}  # a mutant that hangs the suite is caught too
 LOG = os.path.join(HERE, "mutants", "mutmut-run.log")
+# functions run when the app is created, before mutmut forks the process that runs a
+# mutant's tests: their mutants never run, whatever the tests (scored apart)
+BEFORE_FORK = ("x_init_app__", "xǁPasswordChecksǁ__init__", "x_warn_about_demo_users__")
 
 
 def main() -> int:
@@ -34,7 +37,7 @@ def main() -> int:
     start = time.monotonic()
     os.makedirs("mutants", exist_ok=True)
     with open(LOG, "w") as log:  # mutmut's progress display: not for a terminal log
-        command = [MUTMUT, "run", "--max-children", "1", *sys.argv[1:]]
+        command = [MUTMUT, "run", "--max-children", "1", *sys.argv[1:], *os.environ.get("MUTANTS", "").split()]
         run = subprocess.run(command, stdout=log, stderr=log, check=False)  # noqa: S603  # our venv's mutmut
     minutes = (time.monotonic() - start) / 60
     if run.returncode:
@@ -47,18 +50,24 @@ def main() -> int:
             codes = json.load(f)["exit_code_by_key"]
         module = os.path.relpath(meta, "mutants")[: -len(".meta")]
         for name, code in codes.items():
+            if any(f".{prefix}" in name for prefix in BEFORE_FORK):
+                counts[module]["before fork"] += 1
+                continue
+            if code is None:  # not run yet (an interrupted run, or MUTANTS narrowed it)
+                counts[module]["not run"] += 1
+                continue
             outcome = "killed" if code in KILLED or code in TIMEOUT else "survived" if code == 0 else f"other ({code})"
             counts[module][outcome] += 1
             if outcome != "killed":
                 survivors.append(name)
     print(f"make mutation: {minutes:.1f} min")
-    print(f"{'module':<16} {'mutants':>8} {'killed':>8} {'score':>7}")
+    print(f"{'module':<16} {'mutants':>8} {'killed':>8} {'score':>7} {'not run':>8} {'before fork':>12}")
     below = []
     for module, c in sorted(counts.items()):
-        total = sum(c.values())
-        score = c["killed"] / total if total else 1.0
-        below += [module] if score < 0.9 else []
-        print(f"{module:<16} {total:>8} {c['killed']:>8} {score:>7.1%}")
+        total = sum(n for outcome, n in c.items() if outcome not in ("not run", "before fork"))
+        score = c["killed"] / total if total else float("nan")
+        below += [module] if total and score < 0.9 else []
+        print(f"{module:<16} {total:>8} {c['killed']:>8} {score:>7.1%} {c['not run']:>8} {c['before fork']:>12}")
     print(f"\n{len(survivors)} mutants not killed (mutmut show <name> for the diff):")
     for name in survivors:
         show = [MUTMUT, "show", name]
