@@ -164,6 +164,23 @@ def test_stale_if_match(api, made, kind, method):
         assert row.get(api).headers["ETag"] != current
 
 
+@pytest.mark.parametrize("kind,method", WRITES)
+def test_if_match_list_naming_the_current_version(api, made, kind, method):
+    """If-Match listing several versions of the row: the write goes through if the
+    current one is among them (the route reads it to tell), 412 if none is."""
+    row = made(kind)
+    current = row.get(api).headers["ETag"]
+    rid, version = current.strip('"').split("-")
+    old = [f'"{rid}-{int(version) + n}"' for n in (5, 7)]
+    assert row.call(api, method, 412, etag=", ".join(old), **row.body(method)).json == {"error": STALE}
+    assert row.get(api).headers["ETag"] == current
+    row.call(api, method, 204, etag=", ".join([old[0], current, old[1]]), **row.body(method))
+    if method == "DELETE":
+        assert row.get(api, 404).json["error"]
+    else:
+        assert row.get(api).headers["ETag"] != current
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_missing_is_404(api, made, kind):
     row = made(kind)
