@@ -10,7 +10,8 @@ SQLite file, which two runs at once would lock (503s would count as kills).
 Limits of mutmut 3 (https://mutmut.readthedocs.io): functions with decorators (the
 routes themselves, @blueprint.get…) and module-level constants are not mutated.
 
-Usage: scripts/mutation.py [MUTANT NAME PATTERN…] (e.g. "paging.*", or in MUTANTS); the Makefile sets
+Usage: scripts/mutation.py [MUTANT NAME PATTERN…] (e.g. "paging.*", or in MUTANTS), or
+scripts/mutation.py --report (the results so far, after an interrupted run); the Makefile sets
 the environment of the in-process suite (APP_CONFIG, KIVA_SQLITE, APP_SECRET…).
 """
 
@@ -36,13 +37,14 @@ def main() -> int:
     os.chdir(HERE)
     start = time.monotonic()
     os.makedirs("mutants", exist_ok=True)
-    with open(LOG, "w") as log:  # mutmut's progress display: not for a terminal log
-        command = [MUTMUT, "run", "--max-children", "1", *sys.argv[1:], *os.environ.get("MUTANTS", "").split()]
-        run = subprocess.run(command, stdout=log, stderr=log, check=False)  # noqa: S603  # our venv's mutmut
+    if sys.argv[1:] != ["--report"]:  # --report: the results of the runs so far, nothing run
+        with open(LOG, "w") as log:  # mutmut's progress display: not for a terminal log
+            command = [MUTMUT, "run", "--max-children", "1", *sys.argv[1:], *os.environ.get("MUTANTS", "").split()]
+            run = subprocess.run(command, stdout=log, stderr=log, check=False)  # noqa: S603  # our venv's mutmut
+        if run.returncode:
+            print(f"make mutation: mutmut failed ({run.returncode}), see {LOG}", file=sys.stderr)
+            return run.returncode
     minutes = (time.monotonic() - start) / 60
-    if run.returncode:
-        print(f"make mutation: mutmut failed ({run.returncode}), see {LOG}", file=sys.stderr)
-        return run.returncode
     counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     survivors: list[str] = []
     for meta in sorted(glob.glob("mutants/**/*.py.meta", recursive=True)):
