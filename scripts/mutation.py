@@ -62,7 +62,8 @@ def main() -> int:
             counts[module][outcome] += 1
             if outcome != "killed":
                 survivors.append(name)
-    print(f"make mutation: {minutes:.1f} min")
+    if sys.argv[1:] != ["--report"]:
+        print(f"make mutation: {minutes:.1f} min")
     print(f"{'module':<16} {'mutants':>8} {'killed':>8} {'score':>7} {'not run':>8} {'before fork':>12}")
     below = []
     for module, c in sorted(counts.items()):
