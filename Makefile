@@ -177,7 +177,7 @@ mutation: venv
 	rm -f $(MUTATION_SQLITE)
 	export APP_CONFIG=app.conf KIVA_SQLITE=$(MUTATION_SQLITE) APP_SECRET=$(TEST_SECRET) APP_THROTTLE_SECONDS=8 \
 	  APP_TRUSTED_PROXIES=127.0.0.1 KIVA_METRICS_TOKEN=$(TEST_METRICS_TOKEN) FLASK_TESTER_APP=app; \
-	$(BIN)/python tests/upgrade.py --sqlite $(MUTATION_SQLITE) $(UPGRADE_ROWS) >/dev/null && \
+	$(BIN)/python drills/upgrade.py --sqlite $(MUTATION_SQLITE) $(UPGRADE_ROWS) >/dev/null && \
 	MUTANTS='$(MUTANTS)' $(BIN)/python scripts/mutation.py
 
 # more fuzzing than make check's: FUZZ_EXAMPLES examples per route, on both backends,

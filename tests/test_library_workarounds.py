@@ -147,7 +147,12 @@ def test_pool_reference_hands_out_and_takes_back():
 
     made: list[Connection] = []
     ref = fsa.Reference()
-    ref.set_fun(lambda _i: made.append(Connection()) or made[-1])
+
+    def make(_i: int) -> Connection:
+        made.append(Connection())
+        return made[-1]
+
+    ref.set_fun(make)
     assert not pool_private.holds_object(ref)
     assert ref.use() is made[0]  # any use takes an object for this thread
     assert pool_private.holds_object(ref) and len(made) == 1
