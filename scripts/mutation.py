@@ -48,9 +48,11 @@ def main() -> int:
     counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     survivors: list[str] = []
     for meta in sorted(glob.glob("mutants/**/*.py.meta", recursive=True)):
+        module = os.path.relpath(meta, "mutants")[: -len(".meta")]
+        if not os.path.exists(module):  # a module since moved or removed: stale results
+            continue
         with open(meta) as f:
             codes = json.load(f)["exit_code_by_key"]
-        module = os.path.relpath(meta, "mutants")[: -len(".meta")]
         for name, code in codes.items():
             if any(f".{prefix}" in name for prefix in BEFORE_FORK):
                 counts[module]["before fork"] += 1
@@ -64,13 +66,13 @@ def main() -> int:
                 survivors.append(name)
     if sys.argv[1:] != ["--report"]:
         print(f"make mutation: {minutes:.1f} min")
-    print(f"{'module':<16} {'mutants':>8} {'killed':>8} {'score':>7} {'not run':>8} {'before fork':>12}")
+    print(f"{'module':<24} {'mutants':>8} {'killed':>8} {'score':>7} {'not run':>8} {'before fork':>12}")
     below = []
     for module, c in sorted(counts.items()):
         total = sum(n for outcome, n in c.items() if outcome not in ("not run", "before fork"))
         score = c["killed"] / total if total else float("nan")
         below += [module] if total and score < 0.9 else []
-        print(f"{module:<16} {total:>8} {c['killed']:>8} {score:>7.1%} {c['not run']:>8} {c['before fork']:>12}")
+        print(f"{module:<24} {total:>8} {c['killed']:>8} {score:>7.1%} {c['not run']:>8} {c['before fork']:>12}")
     print(f"\n{len(survivors)} mutants not killed (mutmut show <name> for the diff):")
     for name in survivors:
         show = [MUTMUT, "show", name]
