@@ -45,7 +45,7 @@ TEST_DEPLOY_DB ?= kiva_test_deploy
 
 .PHONY: help venv venv-dev db run start stop pg-start pg-stop check system-deps check-stages test-in-process-and-ext lint \
   test-sqlite test-pg test-ext test-apache test-outage fuzz deploy db-setup apache-start apache-stop bench flood \
-  bench-metrics bench-fairness bench-profile bench-instructions test-schema backup restore migrate test-restore test-pitr test-drills \
+  bench-metrics bench-fairness bench-profile bench-instructions test-schema mutation backup restore migrate test-restore test-pitr test-drills \
   cluster-start cluster-stop cluster-status test-cluster bench-cluster clean
 
 help:
@@ -170,6 +170,20 @@ test-ext: venv-dev
 	  APP_PORT=$(TEST_PORT) APP_LOG=/tmp/kiva-test-$(TEST_PORT).log APP_PID=/tmp/kiva-test-$(TEST_PORT).pid; \
 	$(BIN)/flask --app app db-init && ./stop.sh >/dev/null && ./start.sh && \
 	{ KIVA_AUDIT_LOG=$$APP_LOG FLASK_TESTER_APP=http://127.0.0.1:$(TEST_PORT) $(BIN)/pytest; rc=$$?; ./stop.sh; exit $$rc; }
+
+# mutation testing (scripts/mutation.py, tests/MUTANTS.md): mutmut mutates the modules of
+# pyproject.toml's [tool.mutmut] only_mutate and runs the in-process SQLite suite against
+# each mutant; prints the score per module and the survivors. Not part of make check: it
+# takes long (see tests/MUTANTS.md). MUTANTS narrows it to some mutants ("paging.*")
+MUTATION_SQLITE ?= /tmp/kiva-mutation-$(shell id -u).db
+MUTANTS ?=
+mutation: venv
+	@# mutants/ is kept: mutmut reruns only the mutants of the functions changed since
+	rm -f $(MUTATION_SQLITE)
+	export APP_CONFIG=app.conf KIVA_SQLITE=$(MUTATION_SQLITE) APP_SECRET=$(TEST_SECRET) APP_THROTTLE_SECONDS=8 \
+	  APP_TRUSTED_PROXIES=127.0.0.1 KIVA_METRICS_TOKEN=$(TEST_METRICS_TOKEN) FLASK_TESTER_APP=app; \
+	$(BIN)/python drills/upgrade.py --sqlite $(MUTATION_SQLITE) $(UPGRADE_ROWS) >/dev/null && \
+	MUTANTS='$(MUTANTS)' $(BIN)/python scripts/mutation.py
 
 # more fuzzing than make check's: FUZZ_EXAMPLES examples per route, on both backends,
 # with a random seed (make check's fuzzing is the same at every run: derandomized), and
@@ -396,4 +410,4 @@ bench-metrics:
 clean:
 	-./stop.sh
 	-scripts/pg.sh stop
-	rm -rf $(VENV) kiva.db app.log app.pid .pg .pytest_cache .ruff_cache .mypy_cache .hypothesis __pycache__ */__pycache__
+	rm -rf $(VENV) mutants kiva.db app.log app.pid .pg .pytest_cache .ruff_cache .mypy_cache .hypothesis __pycache__ */__pycache__

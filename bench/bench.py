@@ -32,7 +32,7 @@ import sys
 import time
 import urllib.request
 
-from procs import ROOT, cpu_ticks, descendants, pidfile, run
+from procs import ROOT, cpu_ticks, descendants, found, pidfile, run
 
 BENCH = os.path.join(ROOT, "bench")
 env = os.environ.get
@@ -232,7 +232,7 @@ def wsgi_rss_mb(apache_pid: int) -> list[float]:
                 if not f.read().startswith(b"(wsgi:"):
                     continue
             with open(f"/proc/{pid}/status") as f:
-                kb = int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+                kb = int(found(r"VmRSS:\s+(\d+)", f.read()))
             rss.append(kb / 1024)
         except (OSError, AttributeError):
             pass
@@ -295,9 +295,9 @@ def wrk(
     with open(access, "rb") as f:
         f.seek(offset)
         for line in f:
-            m = re.search(rb'" (\d{3}) ', line)
-            if m:
-                statuses[m.group(1).decode()] = statuses.get(m.group(1).decode(), 0) + 1
+            status = re.search(rb'" (\d{3}) ', line)
+            if status:
+                statuses[status.group(1).decode()] = statuses.get(status.group(1).decode(), 0) + 1
     m = re.search(r"BENCH_JSON (\{.*\})", out)
     if not m:
         raise SystemExit(f"bench: no result from wrk for {name}:\n{out}")
@@ -350,7 +350,7 @@ def pgbench() -> float:
         "postgres",
         "pgbench_bench",
     )
-    tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
+    tps = float(found(r"tps = ([\d.]+)", out))
     log(f"pgbench -S: {tps:.0f} tps")
     return tps
 
@@ -372,7 +372,7 @@ def versions() -> list[str]:
         "from importlib.metadata import version as v; print(' '.join(f'{p} {v(p)}' for p in "
         "['FlaskSimpleAuth', 'Flask', 'anodb', 'psycopg', 'bcrypt']))",
     ).strip()
-    cpu = re.search(r"model name\s*:\s*(.*)", open("/proc/cpuinfo").read()).group(1)
+    cpu = found(r"model name\s*:\s*(.*)", open("/proc/cpuinfo").read())
     return [
         f"machine: {os.cpu_count()} cores, {cpu}, {run('uname', '-r').strip()}",
         f"software: {run(py, '--version').strip()}, {pkgs}, "

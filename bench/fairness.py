@@ -58,6 +58,7 @@ def register(login: str, password: str, source: str):
 def attacker(variant: str, deadline: float, user: tuple[str, str], counts: dict, lock: threading.Lock):
     conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
     while time.time() < deadline:
+        args: tuple
         if variant == "cmp-hash":
             args = ("GET", f"/api/cmp/hash?apass={os.urandom(6).hex()}", {"Authorization": flood.basic(*user)})
         else:
@@ -110,7 +111,7 @@ def main():
         bcrypt_s = flood.bcrypt_seconds(target)
         user = ("hasher_" + os.urandom(4).hex(), os.urandom(8).hex())
         register(*user, "127.0.0.2")
-        victims = {variant: [] for variant, _ in PHASES}
+        victims: dict[str, list] = {variant: [] for variant, _ in PHASES}
         for i, (variant, _) in enumerate(PHASES):
             for j in range(LOGINS):
                 victim = (f"victim_{os.urandom(4).hex()}", os.urandom(8).hex())

@@ -6,7 +6,7 @@ backend) and against a live server (FLASK_TESTER_APP=http://host:port[/prefix]).
 """
 
 import base64
-import concurrent.futures
+import contextlib
 import datetime
 import hashlib
 import json
@@ -14,7 +14,6 @@ import logging
 import os
 import re
 import sqlite3
-import threading
 import time
 import uuid
 
@@ -141,9 +140,9 @@ class Raw:
         if EXTERNAL:
             res = self.session.request(method, os.environ["FLASK_TESTER_APP"] + path, timeout=30, **kwargs)
             try:
-                res.json_body = res.json()
+                res.json_body = res.json()  # type: ignore[attr-defined]  # as the Flask one below
             except ValueError:
-                res.json_body = None
+                res.json_body = None  # type: ignore[attr-defined]
             return res
         res = self.client.open(path, method=method, **kwargs)
         res.json_body = res.get_json(silent=True)
@@ -205,40 +204,6 @@ class AuditLog:
                 line["start"], line["end"] = end - float(line["ms"]) / 1000, end
                 found.append(line)
         return found
-
-
-def overlapped(lines: list[dict]) -> bool:
-    """Whether the server had all these requests in flight at one moment: its audit
-    lines (end time, duration) prove it, whatever the client believed it sent."""
-    return len(lines) > 1 and max(line["start"] for line in lines) < min(line["end"] for line in lines)
-
-
-def in_parallel(requests: list[tuple[str, str, dict]]) -> tuple[list[tuple[int, dict | None]], bool]:
-    """Send requests at the same time, each from its own thread and connection.
-
-    Returns (status, JSON body) in order, and whether the server's audit lines show
-    them all in flight at once (a barrier only starts them together: the server may
-    still serve one after the other).
-    """
-    barrier = threading.Barrier(len(requests))
-    audit = AuditLog()
-
-    def send(method: str, path: str, kwargs: dict):
-        raw = Raw()
-        barrier.wait()
-        res = raw.request(method, path, **kwargs)
-        return res.status_code, res.json_body
-
-    try:
-        with concurrent.futures.ThreadPoolExecutor(len(requests)) as pool:
-            futures = [pool.submit(send, *request) for request in requests]
-            results = [f.result() for f in futures]
-        paths = {(method, path) for method, path, _ in requests}
-        lines = [line for line in audit.lines() if (line["method"], line["path"]) in paths]
-        assert len(lines) == len(requests), lines
-        return results, overlapped(lines)
-    finally:
-        audit.close()
 
 
 #
@@ -331,3 +296,64 @@ def other_app(code: str, **env: str) -> list[list]:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+## in-process only: the app's configuration and database changed for a while
+#
+
+
+@contextlib.contextmanager
+def app_config(**values):
+    """The in-process app with some configuration values changed for a while."""
+    from app import app
+
+    saved = {k: app.config[k] for k in values}
+    app.config.update(values)
+    try:
+        yield app
+    finally:
+        app.config.update(saved)
+
+
+@contextlib.contextmanager
+def app_database(conn: str):
+    """The in-process app's new connections made to `conn` (a missing file, a closed
+    port, other options) for a while, then to the configured database again: each
+    change starts a new pool, the connections of the previous one closed."""
+    import database
+    from app import app
+
+    config = app.config["ANODB"]
+
+    def use(target: str):
+        filling = True
+
+        def connect(_):
+            # the new pool's first connection, made at once, would fail outside any
+            # request: the pool skips it (and logs it), connections come on demand
+            if filling:
+                raise RuntimeError(f"the app's database is now {target}: connections made on demand")
+            return database.connect(dict(config, conn=target))
+
+        old = database.db._pool
+        database.db.set_fun(connect)
+        filling = False
+        if old is not None:
+            old.shutdown()
+
+    use(conn)
+    try:
+        yield
+    finally:
+        use(config["conn"])
+
+
+def unreachable_database() -> str:
+    """The app's database made unreachable: a file in a folder that does not exist
+    (SQLite), a port nothing listens on (PostgreSQL)."""
+    from app import app
+
+    config = app.config["ANODB"]
+    if config["db"] == "sqlite3":
+        return "/nonexistent-kiva-folder/kiva.db"
+    return config["conn"] + " port=1"

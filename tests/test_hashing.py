@@ -10,6 +10,7 @@
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable
 
 import pytest
 from helpers import EXTERNAL, app_routes, basic, new_address, other_app, register, unique
@@ -79,7 +80,7 @@ def test_cheap_hash_rehashed_at_login(api, costlier_config):
 #
 
 # every route that hashes a new password, and a request of it that does (uid: a user's, i: 0, 1…)
-HASHING = {
+HASHING: dict[tuple[str, str], Callable[[int, int], dict[str, dict]]] = {
     ("POST", "/register"): lambda uid, i: {"data": {"login": unique("hash"), "pword": "password"}},
     ("GET", "/cmp/hash"): lambda uid, i: {"data": {"apass": "password"}},
     ("POST", "/users"): lambda uid, i: {"json": {"user": {"login": unique("hash"), "password": "password"}}},
