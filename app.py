@@ -50,6 +50,7 @@ AFTER_REQUEST = [
 app.before_request(hooks.before_chain(BEFORE_REQUEST))  # one Flask hook each way: cheaper
 app.after_request(hooks.after_chain(AFTER_REQUEST))
 app.teardown_request(database.release)  # roll back on an exception, return the connection
+hooks.sync_once(app)  # Flask checks each hook for a coroutine on every request: once is enough
 
 errors.init_app(app)
 security.init_app(app)

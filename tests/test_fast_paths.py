@@ -134,3 +134,34 @@ def test_audit_write_is_logging(fmt):
     if "asctime" not in fmt:
         assert written == logged, (written, logged)
     assert written.count("\n") == 2 and lines[1] in written
+
+
+def test_sync_once_asks_flask_once_per_function():
+    # the answer is Flask's own, asked once per function, whatever the number of requests
+    app = flask.Flask("sync-once")
+    asked: list = []
+    flask_ensure_sync = app.ensure_sync
+    app.ensure_sync = lambda func: asked.append(func) or flask_ensure_sync(func)  # type: ignore[method-assign]
+    hooks.sync_once(app)
+
+    @app.get("/")
+    def index():
+        return "ok"
+
+    app.after_request(lambda res: res)
+    for _ in range(5):
+        assert app.test_client().get("/").data == b"ok"
+    assert index in asked and len(asked) == len(set(map(id, asked))) == 2, asked
+
+    async def coroutine():  # still Flask's: wrapped (asgiref) or refused, as without the cache
+        return "x"
+
+    try:
+        expected: object = flask_ensure_sync(coroutine)
+    except RuntimeError as e:
+        expected = str(e)
+    try:
+        got: object = app.ensure_sync(coroutine)
+    except RuntimeError as e:
+        got = str(e)
+    assert type(got) is type(expected) and got is not coroutine
