@@ -73,7 +73,8 @@ def end_transaction(res: flask.Response) -> flask.Response:
     if g.get("kiva_db_unavailable") and res.status_code != 503:
         res = errors.json_error(errors.UNAVAILABLE, 503)
     # no database used, or no transaction to end (a read in autocommit mode)
-    if not pool_private.holds_object(db) or not db.in_transaction():
+    conn = pool_private.held(db)
+    if conn is None or not conn.in_transaction():
         return res
     try:
         if res.status_code < 400:
