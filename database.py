@@ -35,7 +35,7 @@ def checkout(conn: DB):
     conn.revive()
     pg = conn.raw()
     if conn.engine == "psycopg" and pg is not None and not pg.closed and flask.has_request_context():
-        if pg.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        if pg.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE:  # libpq's, no ConnectionInfo
             autocommit = context.request().method in READ_ONLY_METHODS
             if pg.autocommit != autocommit:  # psycopg's setter costs a round of its machinery
                 pg.autocommit = autocommit
