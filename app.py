@@ -30,8 +30,8 @@ app.url_map.converters["int"] = PathId  # ids beyond 64 bits are a 404, not a da
 
 # before every request, in this order, before FlaskSimpleAuth's own (authentication…)
 BEFORE_REQUEST = [
-    audit.start_clock,
-    metrics.start,  # the latency clock; GET /metrics with the scrape token answered here
+    audit.start_clock,  # the request's clock, for the audit line and the latency metric
+    metrics.start,  # GET /metrics with the scrape token answered here
     security.refuse_cross_site_writes,  # 403
     errors.check_json_body,  # 400: malformed, nested too deep, not an object
     auth.one_kind_of_credentials,  # 400: credentials in the URL or of two kinds
