@@ -312,10 +312,10 @@ apache-stop:
 
 # the performance benchmark (bench/bench.py, bench/RESULTS.md): its own PostgreSQL cluster
 # (port BENCH_PG_PORT), Apache on BENCH_APP_PORT (app), BENCH_FLOOR_PORT (raw WSGI floors),
-# BENCH_CACHE_PORT (in-process cache variant), and bench.py's BENCH_FRAMEWORK_PORT 8793
-# (Flask and FlaskSimpleAuth floors) and BENCH_SMALL_PORT 8794 (the app on the small
-# database); BENCH_ROUNDS interleaved rounds of BENCH_DURATION seconds per scenario;
-# about 10 minutes; not part of make check
+# BENCH_CACHE_PORT (in-process cache variant), BENCH_FRAMEWORK_PORT (Flask and
+# FlaskSimpleAuth floors) and BENCH_SMALL_PORT (the app on the small database);
+# BENCH_ROUNDS interleaved rounds of BENCH_DURATION seconds per scenario; the issue #24
+# targets as `target NAME: VALUE (goal …) met|missed`; about 10 minutes; not in make check
 BENCH_PG_PORT ?= 6140
 BENCH_APP_PORT ?= 8790
 BENCH_FLOOR_PORT ?= 8791
