@@ -30,8 +30,8 @@ app.url_map.converters["int"] = PathId  # ids beyond 64 bits are a 404, not a da
 
 # before every request, in this order, before FlaskSimpleAuth's own (authentication…)
 BEFORE_REQUEST = [
-    audit.start_clock,
-    metrics.start,  # the latency clock; GET /metrics with the scrape token answered here
+    audit.start_clock,  # the request's clock, for the audit line and the latency metric
+    metrics.start,  # GET /metrics with the scrape token answered here
     security.refuse_cross_site_writes,  # 403
     errors.check_json_body,  # 400: malformed, nested too deep, not an object
     auth.one_kind_of_credentials,  # 400: credentials in the URL or of two kinds
@@ -51,6 +51,7 @@ AFTER_REQUEST = [
 app.before_request(hooks.before_chain(BEFORE_REQUEST))  # one Flask hook each way: cheaper
 app.after_request(hooks.after_chain(AFTER_REQUEST))
 app.teardown_request(database.release)  # roll back on an exception, return the connection
+hooks.sync_once(app)  # Flask checks each hook for a coroutine on every request: once is enough
 
 errors.init_app(app)
 security.init_app(app)

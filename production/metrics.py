@@ -202,9 +202,9 @@ def scrape_token() -> str | None:
 
 
 def start() -> flask.Response | None:
-    """Start the request's clock; answer GET /metrics with the scrape token here, as
-    FlaskSimpleAuth would refuse a bearer that is not one of its tokens."""
-    context.g().kiva_metrics_start = time.perf_counter()
+    """Answer GET /metrics with the scrape token here, as FlaskSimpleAuth would refuse a
+    bearer that is not one of its tokens. The latency's clock is audit.start_clock's,
+    started just before: one clock per request, not two."""
     req = context.request()
     if req.url_rule is not None and req.url_rule.rule == "/metrics" and req.method == "GET" and scrape_token():
         return exposition()
@@ -236,7 +236,7 @@ def count(res: flask.Response) -> flask.Response:
     route = req.url_rule.rule if req.url_rule is not None else UNMATCHED
     requests, latency = series(route, req.method if req.method in METHODS else "other", res.status_code)
     requests.inc()
-    begun = context.g().get("kiva_metrics_start")
+    begun = context.g().get("kiva_start")  # audit.start_clock's
     if begun is not None:
         latency.observe(time.perf_counter() - begun)
     if res.status_code == 401:

@@ -153,11 +153,11 @@ def test_pool_reference_hands_out_and_takes_back():
         return made[-1]
 
     ref.set_fun(make)
-    assert not pool_private.holds_object(ref)
+    assert not pool_private.holds_object(ref) and pool_private.held(ref) is None
     assert ref.use() is made[0]  # any use takes an object for this thread
-    assert pool_private.holds_object(ref) and len(made) == 1
+    assert pool_private.holds_object(ref) and len(made) == 1 and pool_private.held(ref) is made[0]
     pool_private.give_back(ref)
-    assert not pool_private.holds_object(ref)
+    assert not pool_private.holds_object(ref) and pool_private.held(ref) is None
 
 
 def test_private_names_only_in_the_declared_modules():
