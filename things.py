@@ -51,7 +51,7 @@ def get_owners_oid(oid: int):
 
 # PATCH /owners/<oid>: change the name or the mail address of this owner
 @blueprint.patch("/owners/<oid>", authz="ADMIN")
-@answers(204, may=[409])
+@answers(204, may=[409], one_of=["oname", "omail"])
 def patch_owners_oid(oid: int, oname: Name | None = None, omail: Mail | None = None):
     fsa.checkVal(oname is not None or omail is not None, "nothing to update: oname or omail", 400)
     return update_owner(oid, oname, omail)
@@ -134,7 +134,7 @@ def get_things_tid(tid: int):
 
 # PATCH /things/<tid>: change the name, the owner or the price of this thing
 @blueprint.patch("/things/<tid>", authz="ADMIN")
-@answers(204, may=[409])
+@answers(204, may=[409], one_of=["tname", "oid", "tprice"])
 def patch_things_tid(tid: int, tname: Name | None = None, oid: Int64 | None = None, tprice: Price | None = None):
     fsa.checkVal((tname, oid, tprice) != (None, None, None), "nothing to update: tname, oid or tprice", 400)
     return update_thing(tid, tname, oid, tprice)

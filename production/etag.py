@@ -22,6 +22,13 @@ from production import context
 VERSION = re.compile(r"[0-9]{1,18}", re.ASCII)
 MAX_VERSION = 2**31 - 1
 
+# If-Match's syntax (RFC 9110): "*" or a list of entity tags, strong or weak, whose
+# characters are etagc (visible ASCII but '"', and obs-text); anything else is a 400.
+# One pattern, valid in Python and in ECMA-262: /openapi.json documents this very one.
+ENTITY_TAG = '(W/)?"[!#-~\\u0080-\\u00ff]*"'
+IF_MATCH = f"^(\\*|{ENTITY_TAG}([ \\t]*,[ \\t]*{ENTITY_TAG})*)$"
+IF_MATCH_SYNTAX = re.compile(IF_MATCH)
+
 # never a row's version: a write expecting it changes nothing, and is answered 412
 STALE = -1
 
@@ -61,7 +68,11 @@ def expected(rid: int, current: Callable[[], dict | None]) -> int | None:
     version is not a number a row can have is stale (412), never an error.
     """
     req = context.request()
-    if "HTTP_IF_MATCH" not in req.environ or req.if_match.star_tag:
+    if "HTTP_IF_MATCH" not in req.environ:
+        return None
+    if not IF_MATCH_SYNTAX.fullmatch(req.environ["HTTP_IF_MATCH"]):
+        fsa.err('malformed If-Match: "*" or a list of entity tags such as "12-3"', 400)
+    if req.if_match.star_tag:
         return None
     versions = set()
     for strong in req.if_match.as_set():

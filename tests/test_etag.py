@@ -217,7 +217,7 @@ def test_lost_update_race(api, raw, made):
 # issue 20, point 7: a version is [0-9]{1,18} in ASCII; anything else is a tag no row has
 # (412), never a 500: int() refuses more than 4,300 digits, and "²".isdigit() is True
 # (a header is bytes, latin-1 for WSGI: "²" is one, Arabic-Indic digits come as their UTF-8 bytes)
-NOT_VERSIONS = ["9" * 5000, "²", "١٢".encode().decode("latin-1"), "1" * 19, "99999999999", "+1", " 1", "1_0", "-1"]
+NOT_VERSIONS = ["9" * 5000, "²", "١٢".encode().decode("latin-1"), "1" * 19, "99999999999", "+1", "1_0", "-1"]
 
 
 @pytest.mark.parametrize("method", ["PATCH", "DELETE"])
@@ -230,3 +230,31 @@ def test_if_match_version_not_a_number(api, made, method):
         # with the current tag beside it, the current one still matches (nothing written yet)
     assert row.get(api).headers["ETag"] == current
     row.call(api, "PATCH", 204, etag=f'"{row.id}-{"9" * 5000}", {current}', **row.body("PATCH"))
+
+
+# not an If-Match at all (RFC 9110's syntax, the pattern /openapi.json documents): a 400
+# that says so, nothing written; a client cannot mistake it for a lost update (412)
+MALFORMED_IF_MATCH = [
+    "",
+    "{}",
+    "12-3",
+    '"1-1" "1-2"',
+    '"1-\t1"',
+    '"1- 1"',
+    'W/ "1-1"',
+    '"1-1',
+    "**",
+    '"1-1",',
+    'w/"1-1"',
+]
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+def test_malformed_if_match_is_400(api, made, method):
+    row = made("stuff")
+    before = row.get(api)
+    for header in MALFORMED_IF_MATCH:
+        res = row.call(api, method, 400, etag=header, **row.body(method))
+        assert res.json == {"error": 'malformed If-Match: "*" or a list of entity tags such as "12-3"'}, header
+    after = row.get(api)
+    assert (after.json, after.headers["ETag"]) == (before.json, before.headers["ETag"])
