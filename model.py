@@ -243,7 +243,7 @@ class User(pydantic.BaseModel):
     login: Login
     password: typing.Annotated[str, pydantic.AfterValidator(Password), pydantic.WithJsonSchema(Password.json_schema)]
     isAdmin: bool = False
-    uid: int | None = None  # unknown on POST, must match the path on PUT
+    uid: int | None = None  # unknown on POST; on PUT, the path's if given
 
     def __init__(self, **data):
         """Refuse an invalid user with a 400 that names the faults, never the values.

@@ -121,7 +121,7 @@ def patch_users_uid(
 @blueprint.put("/users/<uid>", authz="ADMIN")
 @answers(204, may=[409])
 def put_users_uid(uid: int, user: User):
-    fsa.checkVal(user.uid == uid, "inconsistent user id", 400)
+    fsa.checkVal(user.uid in (None, uid), "inconsistent user id", 400)
     pword = auth.hash_password(user.password)
     version = etag.expected(uid, lambda: db.get_user_uid(uid=uid))
     if not db.upd_user_uid(

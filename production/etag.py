@@ -26,7 +26,8 @@ MAX_VERSION = 2**31 - 1
 # characters are etagc (visible ASCII but '"', and obs-text); anything else is a 400.
 # One pattern, valid in Python and in ECMA-262: /openapi.json documents this very one.
 ENTITY_TAG = '(W/)?"[!#-~\\u0080-\\u00ff]*"'
-IF_MATCH = f"^(\\*|{ENTITY_TAG}([ \\t]*,[ \\t]*{ENTITY_TAG})*)$"
+# An empty If-Match is an empty list (RFC 9110's #rule): it names no version, hence 412.
+IF_MATCH = f"^(\\*|{ENTITY_TAG}([ \\t]*,[ \\t]*{ENTITY_TAG})*)?$"
 IF_MATCH_SYNTAX = re.compile(IF_MATCH)
 
 # never a row's version: a write expecting it changes nothing, and is answered 412

@@ -152,7 +152,7 @@ def test_stale_if_match(api, made, kind, method):
     # garbage, empty tags (schemathesis found a 500 there), another row's tag, a weak tag:
     # none is the current version
     current = after.headers["ETag"]
-    for stale in ('"x"', '""', '"", "x"', f'"{row.id + 1}-{current.strip(chr(34)).split("-")[1]}"', f"W/{current}"):
+    for stale in ("", '"x"', '""', '"", "x"', f'"{row.id + 1}-{current.strip(chr(34)).split("-")[1]}"', f"W/{current}"):
         assert row.call(api, method, 412, etag=stale, **row.body(method)).json["error"].startswith("precondition")
     # the current ETag, or *, goes through
     row.call(api, method, 204, etag=current if method != "DELETE" else "*", **row.body(method))
@@ -235,7 +235,6 @@ def test_if_match_version_not_a_number(api, made, method):
 # not an If-Match at all (RFC 9110's syntax, the pattern /openapi.json documents): a 400
 # that says so, nothing written; a client cannot mistake it for a lost update (412)
 MALFORMED_IF_MATCH = [
-    "",
     "{}",
     "12-3",
     '"1-1" "1-2"',

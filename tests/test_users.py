@@ -106,7 +106,7 @@ def test_users_pydantic_transcript(api):
     sis = unique("sis")
     form = json.dumps({"login": sis, "password": "sis-pass", "isAdmin": False})
     sid = api.post("/users", 201, login="calvin", data={"user": form}).json["uid"]
-    # PUT: the uid of the body must be the one of the path
+    # PUT: the uid of the body, if given, must be the one of the path
     changed = {"uid": sid, "login": sis, "password": "sis-PASS", "isAdmin": True}
     api.put(f"/users/{sid}", 204, login="calvin", json={"user": changed})
     got = api.get(f"/users/{sid}", 200, login="calvin").json
@@ -115,6 +115,8 @@ def test_users_pydantic_transcript(api):
     assert api.put(f"/users/{sid}", 400, login="calvin", json={"user": {**changed, "uid": uid}}).json == {
         "error": "inconsistent user id"
     }
+    api.put(f"/users/{sid}", 204, login="calvin", json={"user": {**changed, "uid": None, "password": "sis-Pass"}})
+    assert api.get("/admin", 200, login=None, headers=basic(sis, "sis-Pass")).json == f"hello admin {sis}!"
     dad = {"uid": 424242, "login": unique("dad"), "password": "dad-pass", "isAdmin": True}
     assert api.put("/users/424242", 404, login="calvin", json={"user": dad}).json == {"error": "no such user: 424242"}
     # renaming to a taken login is a conflict
