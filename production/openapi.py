@@ -152,23 +152,35 @@ def request_parameters(view, path_names: set[str], components: dict) -> list[tup
 
 def request_body(params: list[tuple[str, dict, bool]], one_of: typing.Sequence[str]) -> dict | None:
     """The body of a POST/PUT/PATCH: the parameters, as JSON or as a form."""
-    properties = {name: schema for name, schema, _ in params}
-    if not properties:
+    if not params:
         return None
     required = [name for name, _, needed in params if needed]
-    # FlaskSimpleAuth refuses a parameter the route does not declare (400): nothing else may come
-    schema: dict = {"type": "object", "properties": properties, "additionalProperties": False}
-    if required:
-        schema["required"] = required
-    if one_of:  # a PATCH with nothing to change is a 400
-        schema["anyOf"] = [{"required": [name]} for name in one_of]
-    content = {"application/json": {"schema": schema}}
+
+    def body(nulls: bool) -> dict:
+        # FlaskSimpleAuth refuses a parameter the route does not declare (400): nothing else
+        # may come; in JSON, null for an optional parameter is the parameter left out
+        properties = {name: nullable(s) if nulls and not needed else s for name, s, needed in params}
+        schema: dict = {"type": "object", "properties": properties, "additionalProperties": False}
+        if required:
+            schema["required"] = required
+        if one_of:  # a PATCH with nothing to change (or only nulls) is a 400
+            schema["anyOf"] = [{"required": [n], "properties": {n: {"not": {"type": "null"}}}} for n in one_of]
+        return schema
+
+    content = {"application/json": {"schema": body(nulls=True)}}
     # a model parameter (user) is JSON: the server also takes it as JSON inside a form field
     # (user=<json>), but generated clients and schemathesis ignore a form's "encoding" and
     # send the model's fields flattened: such a route documents its JSON body only
     if not any("$ref" in s for _, s, _ in params):
-        content["application/x-www-form-urlencoded"] = {"schema": schema}
+        content["application/x-www-form-urlencoded"] = {"schema": body(nulls=False)}
     return {"required": bool(required or one_of), "content": content}
+
+
+def nullable(schema: dict) -> dict:
+    """An optional parameter's schema in a JSON body: its type, or null (None, as if left out)."""
+    if isinstance(schema.get("type"), str) and "default" not in schema:
+        return {**schema, "type": [schema["type"], "null"]}
+    return schema
 
 
 def response(
