@@ -33,7 +33,7 @@ import flask
 import FlaskSimpleAuth as fsa
 
 from database import db
-from model import PASSWORD_MAX_BYTES, Name
+from model import PASSWORD_MAX, Name
 from production import context, fsa_private, ratelimit, throttle, usercache
 from production.errors import body_params, json_error
 
@@ -213,13 +213,15 @@ def possible_login(login: str) -> bool:
 
 def password_check(login: str, password: str) -> bool:
     """FlaskSimpleAuth's hook: is this the user's password? Every check counts."""
-    if not possible_login(login) or len(password.encode()) > PASSWORD_MAX_BYTES:
+    if not possible_login(login) or len(password) > PASSWORD_MAX:
         raise fsa.ErrorResponse(INVALID_CREDENTIALS, 401)  # nothing to count nor hash
     row = lookup(login)
     device = throttle.device(login, row)  # a device cookie of this login: its owner's device
     try:
         throttle.check(login, row, device)
-        ok = checks().verify(current_app, password, row["pword"] or flask.current_app.config["KIVA_UNKNOWN_USER_HASH"])
+        ok = checks().verify(
+            current_app, bcrypt_input(password), row["pword"] or flask.current_app.config["KIVA_UNKNOWN_USER_HASH"]
+        )
     except fsa.ErrorResponse as e:
         # FlaskSimpleAuth answers the last scheme's error: make sure this one wins
         flask.g.kiva_auth_refusal = e
@@ -242,7 +244,7 @@ def rehash(login: str, password: str, row: dict):
     Otherwise the owner's login answers faster than an unknown one (whose check uses the
     configured cost): timing would tell which logins exist. Only if a slot is free at once:
     a login never waits nor fails for it; the next one will do it."""
-    pword = checks().bounded(lambda: current_app.hash_password(password, check=False), busy=None)
+    pword = checks().bounded(lambda: current_app.hash_password(bcrypt_input(password), check=False), busy=None)
     if pword is not None and db.rehash_user(login=login, old=row["pword"], pword=pword):
         row["pword"] = pword  # this request's memo; other processes read the new row
         log.info(f"rehashed at the configured cost: {login!r}")
@@ -263,7 +265,22 @@ def hash_password(password: str, check: bool = True) -> str:
     first (429 beyond the limit, ratelimit.py), then in a bounded slot of the hashes, never
     one of the logins'."""
     ratelimit.count_hash()
-    return checks().hash(lambda: current_app.hash_password(password, check=check))
+    return checks().hash(lambda: current_app.hash_password(bcrypt_input(password), check=check))
+
+
+# bcrypt reads the first 72 bytes of a password and ignores the rest
+BCRYPT_BYTES = 72
+
+
+def bcrypt_input(password: str) -> str:
+    """What bcrypt hashes for a password: the password itself if it fits in bcrypt's 72
+    bytes (every hash stored before, all of them made so, stays valid), else the base64 of
+    its SHA-256 (44 bytes): 72 non-ASCII characters are up to 288 bytes in UTF-8, and two
+    passwords sharing their first 72 bytes must not be one (passlib's bcrypt_sha256 idea)."""
+    raw = password.encode()
+    if len(raw) <= BCRYPT_BYTES:
+        return password
+    return base64.b64encode(hashlib.sha256(raw).digest()).decode()
 
 
 def restore_refusal(res: flask.Response) -> flask.Response:
@@ -283,9 +300,9 @@ def is_admin(login: str) -> bool:
 
 
 def password_quality(password: str) -> bool:
-    """Refuse what bcrypt cannot hash faithfully (FSA_PASSWORD_LENGTH sets the minimum)."""
-    if len(password.encode()) > PASSWORD_MAX_BYTES:
-        raise fsa.ErrorResponse(f"password longer than {PASSWORD_MAX_BYTES} bytes", 400)
+    """At most 72 characters (FSA_PASSWORD_LENGTH sets the minimum)."""
+    if len(password) > PASSWORD_MAX:
+        raise fsa.ErrorResponse(f"password longer than {PASSWORD_MAX} characters", 400)
     return True
 
 

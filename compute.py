@@ -16,7 +16,7 @@ def get_add(i: int, j: int):
     return fsa.jsonify(i + j), 200
 
 
-# GET /cmp/hash: a password hash with the app's own scheme (no quality rule but bcrypt's 72 bytes: a demo)
+# GET /cmp/hash: a password hash with the app's own scheme (no quality rule but 72 characters at most: a demo)
 @blueprint.get("/hash", authz="AUTH")
 @answers(200, {"type": "string", "description": "a password hash"})
 def get_hash(apass: Secret):

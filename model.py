@@ -65,14 +65,15 @@ class Pattern(Name):
     json_schema = {**Name.json_schema, "description": 'a SQL LIKE pattern ("C%"), the rules of a name'}
 
 
-# bcrypt reads the first 72 bytes only: longer passwords are refused, not truncated
-PASSWORD_MAX_BYTES = 72
+# the longest password, in characters (as JSON Schema's maxLength counts them): auth.py
+# hashes one of more than bcrypt's 72 bytes through SHA-256, never cut
+PASSWORD_MAX = 72
 # the shortest new password (app.conf's FSA_PASSWORD_LENGTH says the same: tests/test_openapi.py)
 PASSWORD_MIN = 6
 
 
 class Secret(str):
-    """A password to hash or to check: at most 72 bytes in UTF-8, what bcrypt reads.
+    """A password to hash or to check: at most 72 characters.
 
     Its refusals are ErrorResponses, like User's: FlaskSimpleAuth's cast error would say
     "cast error on <the password>" (errors.py would hide it, in a message made unreadable).
@@ -81,20 +82,20 @@ class Secret(str):
     json_schema = {
         "type": "string",
         "format": "password",
-        "maxLength": PASSWORD_MAX_BYTES,
-        "description": f"at most {PASSWORD_MAX_BYTES} bytes in UTF-8 (bcrypt reads no more)",
+        "maxLength": PASSWORD_MAX,
+        "description": f"at most {PASSWORD_MAX} characters, all of them count",
     }
 
     def __new__(cls, value):
         if not isinstance(value, str):
             raise fsa.ErrorResponse("a password must be a string", 400)
-        if len(value.encode()) > PASSWORD_MAX_BYTES:
-            raise fsa.ErrorResponse(f"password longer than {PASSWORD_MAX_BYTES} bytes", 400)
+        if len(value) > PASSWORD_MAX:
+            raise fsa.ErrorResponse(f"password longer than {PASSWORD_MAX} characters", 400)
         return super().__new__(cls, value)
 
 
 class Password(Secret):
-    """A new password: 6 characters or more, at most 72 bytes."""
+    """A new password: 6 characters or more, at most 72."""
 
     json_schema = {**Secret.json_schema, "minLength": PASSWORD_MIN}
 

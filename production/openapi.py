@@ -173,7 +173,11 @@ def request_body(params: list[tuple[str, dict, bool]], one_of: typing.Sequence[s
     # send the model's fields flattened: such a route documents its JSON body only
     if not any("$ref" in s for _, s, _ in params):
         content["application/x-www-form-urlencoded"] = {"schema": body(nulls=False)}
-    return {"required": bool(required or one_of), "content": content}
+    body_ = {"required": bool(required or one_of), "content": content}
+    if "application/x-www-form-urlencoded" not in content:
+        names = ", ".join(f"{name}=<json>" for name, _, _ in params)
+        body_["description"] = f"JSON; the server also takes a form whose field holds the JSON ({names})"
+    return body_
 
 
 def nullable(schema: dict) -> dict:

@@ -16,4 +16,7 @@ def test_hash(api):
     hashed = api.get("/cmp/hash", 200, login="hobbes", data={"apass": "Wow!"}).json
     assert re.fullmatch(r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}", hashed)
     assert api.get("/cmp/hash", 400, login="hobbes").json == {"error": 'parameter "apass" is missing'}
-    assert "72 bytes" in api.get("/cmp/hash", 400, login="hobbes", data={"apass": "x" * 73}).json["error"]
+    assert "72 characters" in api.get("/cmp/hash", 400, login="hobbes", data={"apass": "x" * 73}).json["error"]
+    assert re.fullmatch(
+        r"\$2[aby]\$\d\d\$.{53}", api.get("/cmp/hash", 200, login="hobbes", data={"apass": "é" * 72}).json
+    )

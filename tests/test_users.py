@@ -55,8 +55,25 @@ def test_register_bad_parameters(api):
         assert "a name must" in api.post("/register", 400, data={"login": bad_login, "pword": "password"}).json["error"]
     short = api.post("/register", 400, data={"login": unique("u"), "pword": "abc"}).json
     assert short == {"error": 'error on parameter "pword": password is too short, must be at least 6'}
-    long = api.post("/register", 400, data={"login": unique("u"), "pword": "é" * 40}).json
-    assert "72 bytes" in long["error"]
+    long = api.post("/register", 400, data={"login": unique("u"), "pword": "é" * 73}).json
+    assert long == {"error": 'error on parameter "pword": password longer than 72 characters'}
+
+
+def test_long_passwords_never_cut(api):
+    """72 characters are allowed, whatever their bytes: a password beyond bcrypt's 72 bytes
+    is hashed whole (through SHA-256), so two sharing their first 72 bytes are two."""
+    login, uid = unique("long"), None
+    password = "é" * 36 + "abcd"  # 40 characters, 76 bytes: the first 72 are the é's
+    uid = api.post("/register", 201, data={"login": login, "pword": password}).json["uid"]
+    assert api.get("/whoami", 200, login=None, headers=basic(login, password)).json == login
+    for other in ["é" * 36 + "abce", "é" * 36]:
+        assert api.get("/whoami", 401, login=None, headers=basic(login, other)).json == {
+            "error": f"invalid user/password for {login}"
+        }
+    widest = "€" * 72  # 216 bytes
+    api.patch(f"/users/{uid}", 204, login="calvin", data={"password": widest})
+    assert api.get("/whoami", 200, login=None, headers=basic(login, widest)).json == login
+    api.delete(f"/users/{uid}", 204, login="calvin")
 
 
 def test_register_concurrently(api, raw):
