@@ -75,6 +75,7 @@ REASONS = {
     404: "no such resource",
     409: "conflict: the name is taken, or the resource is still referenced",
     412: "precondition failed: If-Match is not the current ETag, nothing changed",
+    411: "a chunked body (Transfer-Encoding) refused by the production front: send Content-Length",
     413: "body too large",
     429: "too many failed logins, or password hashes: retry after Retry-After seconds",
     503: "service unavailable (database down, or too many password checks): retry later",
@@ -259,8 +260,8 @@ def operation(app: fsa.Flask, rule, method: str, decl: declared.Declaration, sin
         statuses |= {404}
     if is_single and method in WRITE_METHODS:
         statuses |= {412}
-    if method in BODY_METHODS:
-        statuses |= {413}
+    if method in BODY_METHODS:  # 411: deploy/kiva-haproxy.cfg (mod_wsgi refuses chunked bodies)
+        statuses |= {411, 413}
     if answer.database:
         statuses |= {503}
     retry = {429: ["Retry-After"], 503: ["Retry-After"], 401: ["WWW-Authenticate"]}

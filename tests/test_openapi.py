@@ -219,13 +219,13 @@ def test_statuses_of_api_md(document):
     ops = operations(document)
     assert statuses(ops["GET", "/version"]) == {200, 400, 503}
     assert statuses(ops["GET", "/stuff/{sid}"]) == {200, 304, 400, 404, 503}
-    assert statuses(ops["POST", "/stuff"]) == {201, 400, 403, 409, 413, 503}
-    assert statuses(ops["POST", "/things"]) == {201, 400, 401, 403, 404, 409, 413, 429, 503}
+    assert statuses(ops["POST", "/stuff"]) == {201, 400, 403, 409, 411, 413, 503}
+    assert statuses(ops["POST", "/things"]) == {201, 400, 401, 403, 404, 409, 411, 413, 429, 503}
     assert statuses(ops["DELETE", "/owners/{oid}"]) == {204, 400, 401, 403, 404, 409, 412, 429, 503}
     assert statuses(ops["GET", "/owners"]) == {200, 400, 401, 429, 503}
     assert statuses(ops["GET", "/admin"]) == {200, 400, 401, 403, 429, 503}
     assert statuses(ops["GET", "/qui-suis-je"]) == {200, 400, 401, 503}  # no password: no throttling
-    assert statuses(ops["PATCH", "/users/{uid}"]) == {204, 400, 401, 403, 404, 412, 413, 429, 503}
+    assert statuses(ops["PATCH", "/users/{uid}"]) == {204, 400, 401, 403, 404, 411, 412, 413, 429, 503}
     for op in ops.values():
         for status, res in op["responses"].items():
             if int(status) >= 400:  # every error is {"error": "…"}, health's 503 says more
