@@ -106,7 +106,10 @@ send "${files[@]}" '*.py'
 if [ "$db_init" != 0 ]; then
   # the shared cache (KIVA_REDIS in kiva.env, if any) forgets the old database's users
   # (docs/shared-cache.md); not flushed, its entries are trusted 30 s more at most
-  on_target "set -a && . ./kiva.env && set +a && venv/bin/python -m production.usercache flush" ||
+  # kiva.env is VARIABLE=value lines read literally (kiva.wsgi), not shell: a value holds
+  # spaces (KIVA_DB's "host=… dbname=…", "10 per minute"), so each line is exported whole
+  on_target "while IFS= read -r line; do case \$line in ''|'#'*) ;; *) export \"\$line\" ;; esac; done < kiva.env
+    venv/bin/python -m production.usercache flush" ||
     echo "deploy: WARNING: the shared cache was not flushed" >&2
 fi
 

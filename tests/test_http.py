@@ -61,6 +61,11 @@ def test_an_undeclared_method_is_a_405_before_any_other_check(raw):
     ]:
         for method, path in [("TRACE", "/login"), ("DELETE", "/stuff"), ("POST", "/stuff/1"), ("BREW", "/users")]:
             res = raw.request(method, path, headers=headers, data=body)
+            if method == "TRACE" and EXTERNAL and res.headers.get("Content-Type", "").startswith("text/html"):
+                # Apache answers TRACE itself (TraceEnable Off: no echo of the request,
+                # cookies included), before any module: its own 405, not the app's
+                assert res.status_code == 405 and "Allow" in res.headers
+                continue
             assert (res.status_code, res.json_body) == (
                 405,
                 {"error": "The method is not allowed for the requested URL."},
