@@ -60,12 +60,15 @@ echo "deploy: the schema's files to $target"
 send "${schema_files[@]}"
 
 q() { printf %q "$1"; }
+# the command that writes its input to FILE (0600) unless FILE exists; it reads its input
+# either way: a writer whose reader quit would die of SIGPIPE (a redeploy failed so, 141)
+keep_or_write() { echo "if [ -e $1 ]; then cat >/dev/null; else (umask 077 && cat > $1); fi"; }
 echo "deploy: environment kiva.env"
 # the secrets go through stdin, never on a command line (ps shows those to every account)
 printf 'KIVA_DB=%s\nAPP_SECRET=%s\n' "${KIVA_DB:?KIVA_DB: the libpq connection string of the production database}" \
   "${APP_SECRET:-$(head -c 30 /dev/urandom | base64 | tr -d '/+=')}" |
-  on_target "[ -e kiva.env ] || (umask 077 && cat > kiva.env)"
-printf 'KIVA_OWNER_DB=%s\n' "${KIVA_OWNER_DB:-$KIVA_DB}" | on_target "[ -e kiva-owner.env ] || (umask 077 && cat > kiva-owner.env)"
+  on_target "$(keep_or_write kiva.env)"
+printf 'KIVA_OWNER_DB=%s\n' "${KIVA_OWNER_DB:-$KIVA_DB}" | on_target "$(keep_or_write kiva-owner.env)"
 # make check's deployment: a short throttling window, a trusted proxy for the tests' addresses,
 # the hashing limits out of the suite's way
 for var in APP_THROTTLE_SECONDS APP_TRUSTED_PROXIES APP_THROTTLE_ADDRESS_FAILURES APP_HASH_LIMIT APP_HASH_SLOTS; do
