@@ -21,6 +21,7 @@
 #   deploy/ha.sh kill HOST        # kill -9 of every process of the host's namespace
 #   deploy/ha.sh host-start HOST  # its services started again (Patroni rejoins by itself)
 #   deploy/ha.sh partition HOST | heal HOST
+#   deploy/ha.sh cut HOST OTHER | uncut HOST OTHER   # HOST cut off from OTHER only
 #   deploy/ha.sh leader           # the name of the PostgreSQL primary (Patroni's view)
 #   deploy/ha.sh patronictl ARGS… # patronictl on the cluster
 set -euo pipefail
@@ -312,8 +313,12 @@ case "${1:-}" in
   kill) kill_host "$2" ;;
   host-start) host_start "$2" ;;
   partition) ip link set "vkh-$2" down ;;
+  # HOST no longer reaches OTHER (and OTHER's answers to it are lost): its packets to
+  # OTHER go to a hardware address nobody has, silently, as across a broken link
+  cut) in_ns "$2" ip neigh replace "$(ip_of "$3")" lladdr 02:00:00:00:00:99 dev eth0 nud permanent ;;
+  uncut) in_ns "$2" ip neigh del "$(ip_of "$3")" dev eth0 ;;
   heal) ip link set "vkh-$2" up ;;
   leader) leader ;;
   patronictl) shift; patronictl_ "$@" ;;
-  *) echo "usage: $0 start|stop|status|env|kill HOST|host-start HOST|partition HOST|heal HOST|leader|patronictl ARGS" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|env|kill HOST|host-start HOST|partition HOST|heal HOST|cut HOST OTHER|uncut HOST OTHER|leader|patronictl ARGS" >&2; exit 2 ;;
 esac
