@@ -281,7 +281,7 @@ test-cluster: system-deps venv-dev
 HA_NET ?= 10.77.0
 HA_DIR ?= /tmp/kiva-ha
 export HA_NET HA_DIR
-ha-start: system-deps venv
+ha-start: system-deps venv-dev
 	MAKE="$(MAKE) --no-print-directory" deploy/ha.sh start
 
 ha-stop:
@@ -291,7 +291,7 @@ ha-status:
 	deploy/ha.sh status
 
 test-ha: export APP_THROTTLE_SECONDS = 20
-test-ha: system-deps venv
+test-ha: system-deps venv-dev
 	MAKE="$(MAKE) --no-print-directory" APP_SECRET=$(TEST_SECRET) PYTHON=$(BIN)/python HA_DIR=$(HA_DIR)-test \
 	  deploy/ha-check.sh
 

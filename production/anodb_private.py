@@ -81,7 +81,7 @@ class DB(anodb.DB):
             raise error from e
         backoff.succeeded()
         metrics.DB_UP.set(1)
-        if self._db == "psycopg":
+        if self._db == "psycopg" and self._conn is not None:
             self._conn.add_notice_handler(self._notice)
 
     # a commit whose wait for the synchronous standby PostgreSQL ended (a cancel: the

@@ -2,7 +2,7 @@
 
 import psycopg
 
-import errors
+from production import errors
 
 
 def test_read_only_server_is_unavailable():
@@ -18,7 +18,7 @@ def test_commit_not_confirmed_by_the_standby_is_not_acknowledged():
     # PostgreSQL ends a commit's wait for the synchronous standby on a cancel (the
     # statement_timeout of server.conf) with a WARNING, and the commit "succeeds": done
     # on the primary only, which a failover then loses. The app must not acknowledge it
-    import anodb_private
+    from production import anodb_private
 
     class Diagnostic:
         message_primary = "canceling wait for synchronous replication due to user request"
