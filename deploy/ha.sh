@@ -184,7 +184,7 @@ setup_database() {
 }
 
 deploy_web() {  # N [make deploy variables…]
-  local host=web$1 target=$dir/web$1
+  local target=$dir/web$1
   shift
   mkdir -p "$target"
   chmod 755 "$dir" "$target"
@@ -198,7 +198,6 @@ deploy_web() {  # N [make deploy variables…]
   for var in KIVA_METRICS_TOKEN APP_PASSWORD_SLOTS; do
     if [ -n "${!var:-}" ]; then grep -q "^$var=" "$env" || echo "$var=${!var}" >>"$env"; fi
   done
-  : "$host"
 }
 
 start_web() {

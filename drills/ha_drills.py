@@ -367,8 +367,8 @@ def drill_partition() -> list[str]:
     with Load("partition") as load:
         local.start()
         time.sleep(1)
-        cut = time.monotonic()
         ha("partition", old)
+        cut = time.monotonic()  # the link is down once `ip link` returned (a write may end just before)
         print(f"drill partition: kivaha-{old} (the primary) cut from everything at +{cut - t0:.2f} s")
         wait("a new primary", lambda: patroni(other(old), "/primary") == 200, 30)
         elected = time.monotonic()
