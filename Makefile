@@ -45,7 +45,7 @@ TEST_DEPLOY_DB ?= kiva_test_deploy
 
 .PHONY: help venv venv-dev db run start stop pg-start pg-stop check system-deps check-stages test-in-process-and-ext lint \
   test-sqlite test-pg test-ext test-apache test-outage fuzz deploy db-setup apache-start apache-stop bench flood \
-  bench-metrics bench-profile bench-instructions test-schema backup restore migrate test-restore test-pitr test-drills \
+  bench-metrics bench-fairness bench-profile bench-instructions test-schema mutation backup restore migrate test-restore test-pitr test-drills \
   cluster-start cluster-stop cluster-status test-cluster bench-cluster ha-start ha-stop ha-status test-ha clean
 
 help:
@@ -129,6 +129,11 @@ test-sqlite test-pg test-ext test-outage test-restore test-pitr: export APP_THRO
 # it (make check): a test's failed checks and what it checks after them need longer
 test-apache: export APP_THROTTLE_SECONDS = 20
 test-sqlite test-pg test-ext test-apache test-outage: export APP_TRUSTED_PROXIES = 127.0.0.1
+# the suite hashes many passwords as one user or from one address (the fuzzer…), and races
+# two registrations (two hashes at once): the per-client limit of password hashing out of
+# its way, a second hashing slot; tests/test_hashing.py checks both in-process
+test-sqlite test-pg test-ext test-apache test-outage test-schema: export APP_HASH_LIMIT = 100000 per minute
+test-sqlite test-pg test-ext test-apache test-outage test-schema: export APP_HASH_SLOTS = 2
 # their databases start from the seed data: the suite must leave exactly that (conftest.py);
 # test-sqlite and test-pg start on the upgraded database (generated rows, drills/upgrade.py):
 # the suite must leave the counts it found there
@@ -166,6 +171,20 @@ test-ext: venv-dev
 	$(BIN)/flask --app app db-init && ./stop.sh >/dev/null && ./start.sh && \
 	{ KIVA_AUDIT_LOG=$$APP_LOG FLASK_TESTER_APP=http://127.0.0.1:$(TEST_PORT) $(BIN)/pytest; rc=$$?; ./stop.sh; exit $$rc; }
 
+# mutation testing (scripts/mutation.py, tests/MUTANTS.md): mutmut mutates the modules of
+# pyproject.toml's [tool.mutmut] only_mutate and runs the in-process SQLite suite against
+# each mutant; prints the score per module and the survivors. Not part of make check: it
+# takes long (see tests/MUTANTS.md). MUTANTS narrows it to some mutants ("paging.*")
+MUTATION_SQLITE ?= /tmp/kiva-mutation-$(shell id -u).db
+MUTANTS ?=
+mutation: venv
+	@# mutants/ is kept: mutmut reruns only the mutants of the functions changed since
+	rm -f $(MUTATION_SQLITE)
+	export APP_CONFIG=app.conf KIVA_SQLITE=$(MUTATION_SQLITE) APP_SECRET=$(TEST_SECRET) APP_THROTTLE_SECONDS=8 \
+	  APP_TRUSTED_PROXIES=127.0.0.1 KIVA_METRICS_TOKEN=$(TEST_METRICS_TOKEN) FLASK_TESTER_APP=app; \
+	$(BIN)/python drills/upgrade.py --sqlite $(MUTATION_SQLITE) $(UPGRADE_ROWS) >/dev/null && \
+	MUTANTS='$(MUTANTS)' $(BIN)/python scripts/mutation.py
+
 # more fuzzing than make check's: FUZZ_EXAMPLES examples per route, on both backends,
 # with a random seed (make check's fuzzing is the same at every run: derandomized), and
 # schemathesis with FUZZ_EXAMPLES examples per operation
@@ -178,11 +197,17 @@ fuzz: venv-dev
 # temporary folder, on its own PostgreSQL database set up by deploy/db-setup.sql; then a
 # real Prometheus on PROMETHEUS_PORT scrapes it (drills/prometheus_check.py)
 PROMETHEUS_PORT ?= 9190
+# the buffering front (HAProxy, deploy/kiva-haproxy.cfg) of test-apache on the next ports:
+# plain HTTP for the suite, then HTTPS and its port-80 redirect for the TLS check
+FRONT_PORT ?= $(shell echo $$(($(APACHE_PORT) + 1)))
+FRONT_TLS_PORT ?= $(shell echo $$(($(APACHE_PORT) + 2)))
+FRONT_HTTP_PORT ?= $(shell echo $$(($(APACHE_PORT) + 3)))
 test-apache: venv-dev
 	$(MAKE) --no-print-directory db-setup DEPLOY_DB=$(TEST_DEPLOY_DB)
 	MAKE="$(MAKE) --no-print-directory" KIVA_DB="host=$(PG_DIR) port=$(PG_PORT) dbname=$(TEST_DEPLOY_DB) user=$(DB_ROLE)" \
 	  KIVA_OWNER_DB="host=$(PG_DIR) port=$(PG_PORT) dbname=$(TEST_DEPLOY_DB) user=$(DB_OWNER)" \
 	  APP_SECRET=$(TEST_SECRET) APACHE_PORT=$(APACHE_PORT) PROMETHEUS_PORT=$(PROMETHEUS_PORT) \
+	  FRONT_PORT=$(FRONT_PORT) FRONT_TLS_PORT=$(FRONT_TLS_PORT) FRONT_HTTP_PORT=$(FRONT_HTTP_PORT) \
 	  PYTEST=$(BIN)/pytest PYTHON=$(BIN)/python deploy/check.sh
 
 # the database outage drill: the app deployed under Apache (2 processes) on a private
@@ -207,15 +232,21 @@ test-schema: venv-dev
 # backups (docs/operations.md): make backup, make restore BACKUP=<file>, of the database
 # BACKUP_DB (a superuser's libpq string: every table, owner and grant), or of the SQLite
 # file BACKUP_SQLITE when given; files named kiva-<UTC time>-schema<N>.dump[.db] + .json
+# The variables reach the commands through the environment, never pasted into them (a
+# value with a quote or `;` is a file name, not a command), and BACKUP_DB, which may hold
+# a password, never appears on a command line (backup.py's "-": from BACKUP_DB).
 BACKUP_DIR ?= backups
 BACKUP_DB ?= host=$(PG_DIR) port=$(PG_PORT) dbname=$(DEPLOY_DB) user=postgres
-BACKUP_TARGET = $(if $(BACKUP_SQLITE),--sqlite $(BACKUP_SQLITE),"$(BACKUP_DB)")
+backup restore: export BACKUP_DIR := $(BACKUP_DIR)
+backup restore: export BACKUP_DB := $(BACKUP_DB)
+backup restore: export BACKUP_SQLITE := $(BACKUP_SQLITE)
+backup restore: export BACKUP := $(BACKUP)
 backup: venv
-	$(BIN)/python -m scripts.backup backup $(BACKUP_TARGET) $(BACKUP_DIR)
+	$(BIN)/python -m scripts.backup backup $${BACKUP_SQLITE:+--sqlite} "$${BACKUP_SQLITE:--}" "$$BACKUP_DIR"
 
 restore: venv
-	@[ -n "$(BACKUP)" ] || { echo "make restore BACKUP=<a file of make backup>" >&2; exit 1; }
-	$(BIN)/python -m scripts.backup restore $(BACKUP_TARGET) $(BACKUP)
+	@[ -n "$$BACKUP" ] || { echo "make restore BACKUP=<a file of make backup>" >&2; exit 1; }
+	$(BIN)/python -m scripts.backup restore $${BACKUP_SQLITE:+--sqlite} "$${BACKUP_SQLITE:--}" "$$BACKUP"
 
 # schema migrations of the database of APP_CONFIG (app.conf: SQLite; pg.conf: KIVA_DB)
 migrate: venv
@@ -272,6 +303,9 @@ test-cluster: export APP_TRUSTED_PROXIES = 127.0.0.1
 test-cluster: export CLUSTER_FORWARDFOR_EXCEPT = 127.0.0.0/8
 # the kill drill's slow reads (bcrypt) at once on a node: more than the 2 slots of production
 test-cluster: export APP_PASSWORD_SLOTS = 8
+# the suite through the cluster hashes like make check's (APP_HASH_LIMIT, APP_HASH_SLOTS above)
+test-cluster: export APP_HASH_LIMIT = 100000 per minute
+test-cluster: export APP_HASH_SLOTS = 2
 test-cluster: system-deps venv-dev
 	MAKE="$(MAKE) --no-print-directory" APP_SECRET=$(TEST_SECRET) PYTEST=$(BIN)/pytest PYTHON=$(BIN)/python \
 	  CLUSTER_DIR=$(CLUSTER_DIR)-test deploy/cluster-check.sh
@@ -291,6 +325,10 @@ ha-status:
 	deploy/ha.sh status
 
 test-ha: export APP_THROTTLE_SECONDS = 20
+# the redis drill polls with passwords from one client address (the bridge's): the
+# hashing budget per client (production/ratelimit.py) out of its way, as for test-cluster
+test-ha: export APP_HASH_LIMIT = 100000 per minute
+test-ha: export APP_HASH_SLOTS = 2
 test-ha: system-deps venv-dev
 	MAKE="$(MAKE) --no-print-directory" APP_SECRET=$(TEST_SECRET) PYTHON=$(BIN)/python HA_DIR=$(HA_DIR)-test \
 	  deploy/ha-check.sh
@@ -323,6 +361,7 @@ db-setup:
 	  -v role=$(DB_ROLE) -v owner=$(DB_OWNER) -v db=$(DEPLOY_DB) -v password=$$(head -c 18 /dev/urandom | base64) \
 	  -v owner_password=$$(head -c 18 /dev/urandom | base64) -f deploy/db-setup.sql
 
+# FRONT_PORT=<port>: HAProxy there in front of Apache, as in production (deploy/front.sh)
 apache-start:
 	DEPLOY_TARGET="$(DEPLOY_TARGET)" APACHE_PORT=$(APACHE_PORT) deploy/apache.sh start
 
@@ -331,14 +370,16 @@ apache-stop:
 
 # the performance benchmark (bench/bench.py, bench/RESULTS.md): its own PostgreSQL cluster
 # (port BENCH_PG_PORT), Apache on BENCH_APP_PORT (app), BENCH_FLOOR_PORT (raw WSGI floors),
-# BENCH_CACHE_PORT (in-process cache variant), and bench.py's BENCH_FRAMEWORK_PORT 8793
-# (Flask and FlaskSimpleAuth floors) and BENCH_SMALL_PORT 8794 (the app on the small
-# database); BENCH_ROUNDS interleaved rounds of BENCH_DURATION seconds per scenario;
-# about 10 minutes; not part of make check
+# BENCH_CACHE_PORT (in-process cache variant), BENCH_FRAMEWORK_PORT (Flask and
+# FlaskSimpleAuth floors) and BENCH_SMALL_PORT (the app on the small database);
+# BENCH_ROUNDS interleaved rounds of BENCH_DURATION seconds per scenario; the issue #24
+# targets as `target NAME: VALUE (goal …) met|missed`; about 10 minutes; not in make check
 BENCH_PG_PORT ?= 6140
 BENCH_APP_PORT ?= 8790
 BENCH_FLOOR_PORT ?= 8791
 BENCH_CACHE_PORT ?= 8792
+BENCH_FRAMEWORK_PORT ?= 8793
+BENCH_SMALL_PORT ?= 8794
 BENCH_PROCESSES ?= $(APACHE_PROCESSES)
 BENCH_THREADS ?= $(APACHE_THREADS)
 BENCH_DURATION ?= 4
@@ -348,7 +389,8 @@ bench:
 	PG_PORT=$(BENCH_PG_PORT) PG_DIR=/tmp/kiva-pg-$(BENCH_PG_PORT) BENCH_PROCESSES=$(BENCH_PROCESSES) \
 	  BENCH_THREADS=$(BENCH_THREADS) BENCH_DURATION=$(BENCH_DURATION) BENCH_NS=$(BENCH_NS) \
 	  BENCH_ROUNDS=$(BENCH_ROUNDS) BENCH_APP_PORT=$(BENCH_APP_PORT) BENCH_FLOOR_PORT=$(BENCH_FLOOR_PORT) \
-	  BENCH_CACHE_PORT=$(BENCH_CACHE_PORT) /usr/bin/python3 bench/bench.py
+	  BENCH_CACHE_PORT=$(BENCH_CACHE_PORT) BENCH_FRAMEWORK_PORT=$(BENCH_FRAMEWORK_PORT) \
+	  BENCH_SMALL_PORT=$(BENCH_SMALL_PORT) /usr/bin/python3 bench/bench.py
 
 # where the Python CPU of a token GET /things/<tid> goes (cProfile, in-process, bench/cpu_profile.py)
 bench-profile: venv-dev
@@ -356,15 +398,16 @@ bench-profile: venv-dev
 	export APP_CONFIG=server.conf KIVA_DB="$(call PG_URL,kiva_profile)" APP_SECRET=$(TEST_SECRET); \
 	$(BIN)/flask --app app db-init && $(BIN)/python bench/cpu_profile.py
 
-# instructions per token GET /things/<tid> under callgrind (bench/instructions.py): repeatable
-# to about 0.1 %, whatever the load of the machine; about a minute
+# instructions per request (open GET /stuff/<sid>, token GET /things/<tid>, POST + DELETE
+# pair) under callgrind (bench/instructions.py): repeatable to about 0.3 %, whatever the
+# load of the machine; a few minutes. INSTR_WITHOUT=audit.audit_line,… takes hooks out.
 bench-instructions: venv-dev
 	PG_DB=kiva_profile scripts/pg.sh start
 	export APP_CONFIG=$(CURDIR)/server.conf KIVA_DB="$(call PG_URL,kiva_profile)" APP_SECRET=$(TEST_SECRET); \
-	$(BIN)/flask --app app db-init && out=$$(mktemp) && \
-	valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$$out $(BIN)/python bench/instructions.py 2>/dev/null && \
-	awk -v n=$${INSTR_REQUESTS:-200} '/^totals/ {printf "token GET /things/<tid>: %.0f instructions per request (callgrind, in-process)\n", $$2 / n}' $$out; \
-	rm -f $$out
+	$(BIN)/flask --app app db-init && dir=$$(mktemp -d) && \
+	INSTR_OUT=$$dir/callgrind.out valgrind --tool=callgrind --instr-atstart=no \
+	  --callgrind-out-file=$$dir/callgrind.out $(BIN)/python bench/instructions.py 2>/dev/null; \
+	status=$$?; rm -rf $$dir; exit $$status
 
 # the password-guessing flood (bench/flood.py, bench/FLOOD.md, issue #10 point 4): its own
 # PostgreSQL cluster (FLOOD_PG_PORT, fsync on) and Apache (FLOOD_APACHE_PORT); not part of make check
@@ -378,6 +421,12 @@ flood:
 	  FLOOD_RATE=$(FLOOD_RATE) FLOOD_PHASES=$(FLOOD_PHASES) FLOOD_PROCESSES=$(APACHE_PROCESSES) \
 	  FLOOD_THREADS=$(APACHE_THREADS) /usr/bin/python3 bench/flood.py
 
+# first logins under hashing floods (bench/fairness.py, issue 20): 4 threads of /cmp/hash by one
+# user, 2 of /register from one address; the server of make flood (its ports); exit 1 past the bound
+bench-fairness:
+	FLOOD_PG_PORT=$(FLOOD_PG_PORT) FLOOD_APACHE_PORT=$(FLOOD_APACHE_PORT) FLOOD_PROCESSES=$(APACHE_PROCESSES) \
+	  FLOOD_THREADS=$(APACHE_THREADS) /usr/bin/python3 bench/fairness.py
+
 # what the metrics cost (bench/metrics_cost.py, bench/RESULTS.md): token GET with and without,
 # CPU per request of each Apache tree; its own PostgreSQL and two Apaches; not part of make check
 BENCH_METRICS_PG_PORT ?= 9192
@@ -388,4 +437,4 @@ bench-metrics:
 clean:
 	-./stop.sh
 	-scripts/pg.sh stop
-	rm -rf $(VENV) kiva.db app.log app.pid .pg .pytest_cache .ruff_cache .mypy_cache .hypothesis __pycache__ */__pycache__
+	rm -rf $(VENV) mutants kiva.db app.log app.pid .pg .pytest_cache .ruff_cache .mypy_cache .hypothesis __pycache__ */__pycache__

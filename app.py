@@ -19,7 +19,7 @@ import stuff
 import things
 import users
 from model import PathId
-from production import audit, declared, docs, errors, hooks, metrics, openapi, security, throttle, usercache
+from production import audit, declared, docs, errors, hooks, metrics, openapi, ratelimit, security, throttle, usercache
 
 logging.basicConfig(level=logging.INFO)
 
@@ -30,8 +30,8 @@ app.url_map.converters["int"] = PathId  # ids beyond 64 bits are a 404, not a da
 
 # before every request, in this order, before FlaskSimpleAuth's own (authentication…)
 BEFORE_REQUEST = [
-    audit.start_clock,
-    metrics.start,  # the latency clock; GET /metrics with the scrape token answered here
+    audit.start_clock,  # the request's clock, for the audit line and the latency metric
+    metrics.start,  # GET /metrics with the scrape token answered here
     security.refuse_cross_site_writes,  # 403
     errors.check_json_body,  # 400: malformed, nested too deep, not an object
     auth.one_kind_of_credentials,  # 400: credentials in the URL or of two kinds
@@ -41,6 +41,7 @@ AFTER_REQUEST = [
     auth.restore_refusal,  # a throttled or busy password check, a refused token: the answer
     database.end_transaction,  # commit below 400, roll back otherwise
     throttle.count,  # failed password checks, in a transaction of their own
+    throttle.device_cookie,  # after a successful password check: a device cookie (throttle.py)
     usercache.invalidate,  # the shared cache (if any): what the commits above changed
     errors.json_errors,  # every error a JSON object, no secret in it
     security.security_headers,
@@ -50,10 +51,12 @@ AFTER_REQUEST = [
 app.before_request(hooks.before_chain(BEFORE_REQUEST))  # one Flask hook each way: cheaper
 app.after_request(hooks.after_chain(AFTER_REQUEST))
 app.teardown_request(database.release)  # roll back on an exception, return the connection
+hooks.sync_once(app)  # Flask checks each hook for a coroutine on every request: once is enough
 
 errors.init_app(app)
 security.init_app(app)
 throttle.init_app(app, database.db)
+ratelimit.init_app(app)  # per-client limits of password hashing (429)
 usercache.init_app(app)
 database.init_app(app)
 auth.init_app(app)  # FlaskSimpleAuth's hooks: its request hooks come after the ones above

@@ -18,6 +18,8 @@ of a (password, current hash) pair, which a password change invalidates.
 
 import base64
 import collections
+import concurrent.futures
+import contextvars
 import datetime
 import hashlib
 import hmac
@@ -32,9 +34,8 @@ import FlaskSimpleAuth as fsa
 
 from database import db
 from model import Name
-from production import context, fsa_private, throttle, usercache
+from production import context, fsa_private, ratelimit, throttle, usercache
 from production.errors import body_params, json_error
-from production.security import client_address
 
 log = logging.getLogger("kiva.auth")
 
@@ -56,6 +57,11 @@ DEMO_PASSWORDS = {"calvin": "hobbes", "hobbes": "susie", "susie": "derkins"}
 
 INVALID_CREDENTIALS = "invalid user/password"
 BUSY = "too many password checks at once, retry later"
+# seconds a request waits for the same password check running for another one: a few
+# checks at the production cost, on a loaded machine
+SAME_CHECK_WAIT = 5.0
+# the nice value of the threads hashing new passwords: a login beside them gets most of the CPU
+HASH_NICE = 19
 
 
 class PasswordChecks:
@@ -65,28 +71,52 @@ class PasswordChecks:
     sending random credentials would take every thread and core. Beyond `slots`
     checks at once, a request waits at most `wait` seconds (0 by default), then gets
     a 503.
+    Hashes of new passwords (/register, /cmp/hash, password changes) have slots of their
+    own (`hash_slots`): they cannot take the logins' ones, whatever their number; and they
+    run at the lowest CPU priority: a login competing with them for a core gets it.
     A successful check is cached by (keyed digest of the password, current hash): a
     changed password has a new hash (new salt), so the entry no longer matches.
     Failures are never cached. The key is an HMAC under a per-process random key:
     the cache holds no password, nor any digest that could be brute-forced offline.
     """
 
-    def __init__(self, slots: int, wait: float, size: int = 4096):
-        self.slots = threading.BoundedSemaphore(slots)
+    def __init__(self, slots: int, hash_slots: int, wait: float, size: int = 4096):
+        self.slots = threading.BoundedSemaphore(slots)  # password checks (logins)
+        self.hash_slots = threading.BoundedSemaphore(hash_slots)  # new hashes (/register…)
+        # …computed by threads of a lower CPU priority: beside a hash, a login gets the core
+        self.hashers = concurrent.futures.ThreadPoolExecutor(
+            hash_slots, thread_name_prefix="kiva-hash", initializer=lower_priority
+        )
         self.wait = wait
         self.secret = os.urandom(32)
         self.verified: collections.OrderedDict[tuple[bytes, str], None] = collections.OrderedDict()
         self.size = size
+        self.running: dict[tuple[bytes, str], Running] = {}
         self.lock = threading.Lock()
 
-    def bounded(self, work: typing.Callable[[], typing.Any]) -> typing.Any:
-        """Run some bcrypt work in a free slot, or refuse with a 503 at once."""
-        if not self.slots.acquire(timeout=self.wait):
+    def bounded(
+        self,
+        work: typing.Callable[[], typing.Any],
+        busy: typing.Any = BUSY,
+        slots: threading.BoundedSemaphore | None = None,
+    ) -> typing.Any:
+        """Run some bcrypt work in a free slot (a login's by default), or refuse with a 503
+        at once (with `busy` None: return None instead)."""
+        slots = slots or self.slots
+        if not slots.acquire(timeout=self.wait):
+            if busy is None:
+                return None
             raise fsa.ErrorResponse(BUSY, 503, headers={"Retry-After": "1"})
         try:
             return work()
         finally:
-            self.slots.release()
+            slots.release()
+
+    def hash(self, work: typing.Callable[[], str]) -> str:
+        """A new password's hash: in a hashing slot, by a hashing thread (the request's
+        context with it: FlaskSimpleAuth's hash reads the app), the request waiting."""
+        request_context = contextvars.copy_context()
+        return self.bounded(lambda: self.hashers.submit(request_context.run, work).result(), slots=self.hash_slots)
 
     def verify(self, app: fsa.Flask, password: str, ref: str) -> bool:
         key = (hmac.new(self.secret, password.encode(), hashlib.sha256).digest(), ref)
@@ -94,6 +124,28 @@ class PasswordChecks:
             if key in self.verified:
                 self.verified.move_to_end(key)
                 return True
+            # the same check already running (a client's parallel requests with the same
+            # credentials, each the first of this process): wait for its answer, in no slot,
+            # rather than take one slot each and leave none to the other users' logins
+            running = self.running.get(key)
+            if running is None:
+                self.running[key] = running = Running()
+                mine = True
+            else:
+                mine = False
+        if not mine:
+            if running.done.wait(SAME_CHECK_WAIT) and running.ok is not None:
+                return running.ok
+            return self.verify_once(app, password, ref, key)  # it was refused (503): our own
+        try:
+            running.ok = self.verify_once(app, password, ref, key)
+            return running.ok
+        finally:
+            with self.lock:
+                del self.running[key]
+            running.done.set()
+
+    def verify_once(self, app: fsa.Flask, password: str, ref: str, key: tuple[bytes, str]) -> bool:
         if not self.bounded(lambda: app.check_password(password, ref)):
             return False
         with self.lock:
@@ -101,6 +153,22 @@ class PasswordChecks:
             if len(self.verified) > self.size:
                 self.verified.popitem(last=False)
         return True
+
+
+def lower_priority():
+    """A hashing thread's start: the lowest CPU priority (Linux nice is per thread)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICE)
+    except OSError as e:  # not Linux, or not allowed: hashes at the same priority
+        log.warning(f"hashing threads at the usual priority: {e}")
+
+
+class Running:
+    """A password check under way, for the requests waiting for the same one."""
+
+    def __init__(self):
+        self.done = threading.Event()
+        self.ok: bool | None = None  # None: refused (no slot), or not over
 
 
 def checks() -> PasswordChecks:
@@ -111,19 +179,19 @@ def lookup(login: str) -> dict:
     """What the database knows of a login, read once per request.
 
     uid, login, pword, isadmin, pwchanged (all None for an unknown login), and the
-    failed password checks of the throttling window for this login and this client.
+    failed password checks of the throttling windows for this login and this client.
     """
     memo = context.g().setdefault("kiva_logins", {})
     if login not in memo:
-        address = client_address()
-        memo[login] = usercache.user(login, address, lambda: db.get_user_login(login=login, address=address))
+        # never from the shared cache: it holds no password hash (docs/shared-cache.md)
+        memo[login] = db.get_user_login(login=login, address=throttle.client_key())
     return memo[login]
 
 
 def user_row(login: str) -> dict | None:
-    """The user's row, or None if there is no such user (any more): uid, login, pword,
-    isadmin, pwchanged; read once per request, without the throttling counts unless
-    lookup() read them already (a password check)."""
+    """The user's row, or None if there is no such user (any more): uid, login,
+    isadmin, pwchanged (and pword, and the throttling counts, if lookup() read them
+    already: a password check); read once per request."""
     g = context.g()
     checked = g.get("kiva_logins")
     if checked and login in checked:
@@ -150,16 +218,36 @@ def password_check(login: str, password: str) -> bool:
     if not possible_login(login) or len(password.encode()) > PASSWORD_MAX_BYTES:
         raise fsa.ErrorResponse(INVALID_CREDENTIALS, 401)  # nothing to count nor hash
     row = lookup(login)
+    device = throttle.device(login, row)  # a device cookie of this login: its owner's device
     try:
-        throttle.check(login, row)
+        throttle.check(login, row, device)
         ok = checks().verify(current_app, password, row["pword"] or flask.current_app.config["KIVA_UNKNOWN_USER_HASH"])
     except fsa.ErrorResponse as e:
         # FlaskSimpleAuth answers the last scheme's error: make sure this one wins
         flask.g.kiva_auth_refusal = e
         raise
     ok = ok and row["uid"] is not None
-    throttle.record(login, row, ok)
+    throttle.record(login, row, ok, device)
+    if ok and hash_cost(row["pword"]) < current_app.config["FSA_PASSWORD_OPTS"]["rounds"]:
+        rehash(login, password, row)
     return ok
+
+
+def hash_cost(pword: str) -> int:
+    """The cost of a bcrypt hash ($2b$12$…); a hash of another kind is left as it is."""
+    return int(pword[4:6]) if pword.startswith("$2") and pword[4:6].isascii() and pword[4:6].isdigit() else 99
+
+
+def rehash(login: str, password: str, row: dict):
+    """A hash cheaper than the configured cost (demo data, pass2csv --rounds, a raised
+    cost): stored again at the configured cost, with the password its owner just gave.
+    Otherwise the owner's login answers faster than an unknown one (whose check uses the
+    configured cost): timing would tell which logins exist. Only if a slot is free at once:
+    a login never waits nor fails for it; the next one will do it."""
+    pword = checks().bounded(lambda: current_app.hash_password(password, check=False), busy=None)
+    if pword is not None and db.rehash_user(login=login, old=row["pword"], pword=pword):
+        row["pword"] = pword  # this request's memo; other processes read the new row
+        log.info(f"rehashed at the configured cost: {login!r}")
 
 
 def check_current_password(login: str, password: str) -> bool:
@@ -173,8 +261,11 @@ def check_current_password(login: str, password: str) -> bool:
 
 
 def hash_password(password: str, check: bool = True) -> str:
-    """The password's bcrypt hash, in a bounded slot (a 400 if its quality is too low)."""
-    return checks().bounded(lambda: current_app.hash_password(password, check=check))
+    """The password's bcrypt hash (a 400 if its quality is too low): counted for its client
+    first (429 beyond the limit, ratelimit.py), then in a bounded slot of the hashes, never
+    one of the logins'."""
+    ratelimit.count_hash()
+    return checks().hash(lambda: current_app.hash_password(password, check=check))
 
 
 def restore_refusal(res: flask.Response) -> flask.Response:
@@ -222,14 +313,15 @@ def can_access_user(login: str, uid: int, _mode) -> bool | None:
 
 def token_issued(token: str) -> float:
     """When a valid FlaskSimpleAuth token was issued, in seconds since the epoch, at most
-    one second early: its format is realm:login:expiry:signature, expiry to the second.
+    one second early: its format is realm/<lifetime>m:login:expiry:signature, expiry to the
+    second, and the lifetime is its own (app.conf's FSA_TOKEN_ISSUER), not the current one.
     """
+    realm, _, e, _ = token.split(":")
     # the fields by hand: strptime cost about 3 % of a token request's CPU (bench/RESULTS.md)
-    e = token.split(":")[2]
     expiry = datetime.datetime(
         int(e[0:4]), int(e[4:6]), int(e[6:8]), int(e[8:10]), int(e[10:12]), int(e[12:14]), tzinfo=datetime.UTC
     )
-    lifetime = datetime.timedelta(minutes=context.app().config["FSA_TOKEN_DELAY"])
+    lifetime = datetime.timedelta(minutes=float(realm.rpartition("/")[2][:-1]))
     return (expiry - lifetime).timestamp()
 
 
@@ -284,9 +376,9 @@ def warn_about_demo_users(app: fsa.Flask):
     try:
         with app.test_request_context():
             for login, password in DEMO_PASSWORDS.items():
-                row = user_row(login)
+                row = lookup(login)  # with its hash, from the database
                 # data.sql's hashes have cost 4: only those are checked, cheaply
-                if row and row["pword"].startswith("$2b$04$") and app.check_password(password, row["pword"]):
+                if row["pword"] and row["pword"].startswith("$2b$04$") and app.check_password(password, row["pword"]):
                     log.warning(f"demo user {login} has its public password: remove it or change it")
             db.rollback()
     except Exception as e:  # the database may be down at start: the app must still start
@@ -301,9 +393,15 @@ def init_app(app: fsa.Flask):
             raise RuntimeError("APP_SECRET must be set in production: tokens would not verify")
         if config.get("FSA_PASSWORD_OPTS", {}).get("rounds", 0) < PRODUCTION_ROUNDS:
             raise RuntimeError(f"bcrypt cost must be at least {PRODUCTION_ROUNDS} in production")
+    if config.get("FSA_TOKEN_ISSUER") != f"{config['FSA_TOKEN_DELAY']:g}m":
+        # token_issued reads the lifetime from the token: it must be the one it was made with
+        raise RuntimeError('FSA_TOKEN_ISSUER must be the token lifetime, f"{FSA_TOKEN_DELAY:g}m" (app.conf)')
     config.setdefault("KIVA_PASSWORD_SLOTS", 2)
+    config.setdefault("KIVA_HASH_SLOTS", 1)
     config.setdefault("KIVA_PASSWORD_WAIT", 0.0)
-    app.extensions["kiva_password_checks"] = PasswordChecks(config["KIVA_PASSWORD_SLOTS"], config["KIVA_PASSWORD_WAIT"])
+    app.extensions["kiva_password_checks"] = PasswordChecks(
+        config["KIVA_PASSWORD_SLOTS"], config["KIVA_HASH_SLOTS"], config["KIVA_PASSWORD_WAIT"]
+    )
     app.password_check(password_check)
     app.group_check("ADMIN", is_admin)
     app.password_quality(password_quality)

@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS Utilisateur(
 -- failed password checks by login (known or not) and by client address: throttle.py
 -- (migration 0003)
 CREATE TABLE IF NOT EXISTS AuthFailure(
-  kind TEXT NOT NULL CHECK (kind IN ('login', 'address')),
+  kind TEXT NOT NULL CHECK (kind IN ('login', 'address', 'untrusted', 'device')),
   name TEXT NOT NULL CHECK (LENGTH(name) BETWEEN 1 AND 200),
   failures INTEGER NOT NULL,
   since REAL NOT NULL,  -- first failure of the window, seconds since the epoch

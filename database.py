@@ -35,7 +35,7 @@ def checkout(conn: DB):
     conn.revive()
     pg = conn.raw()
     if conn.engine == "psycopg" and pg is not None and not pg.closed and flask.has_request_context():
-        if pg.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        if pg.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE:  # libpq's, no ConnectionInfo
             autocommit = context.request().method in READ_ONLY_METHODS
             if pg.autocommit != autocommit:  # psycopg's setter costs a round of its machinery
                 pg.autocommit = autocommit
@@ -73,7 +73,8 @@ def end_transaction(res: flask.Response) -> flask.Response:
     if g.get("kiva_db_unavailable") and res.status_code != 503:
         res = errors.json_error(errors.UNAVAILABLE, 503)
     # no database used, or no transaction to end (a read in autocommit mode)
-    if not pool_private.holds_object(db) or not db.in_transaction():
+    conn = pool_private.held(db)
+    if conn is None or not conn.in_transaction():
         return res
     try:
         if res.status_code < 400:

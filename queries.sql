@@ -64,19 +64,27 @@ DELETE FROM Stuff WHERE sid = :sid AND version = COALESCE(CAST(:version AS INTEG
 -- name: get_user_login(login, address)^
 -- The one query behind authentication, groups, "does this user still exist", token
 -- revocation and login throttling: always one row, whose uid is NULL for an unknown
--- login, with the failed password checks of this login and of this client address.
+-- login, with the failed password checks of this login, of this client address, and of
+-- this login from clients without a device cookie (the login's daily budget).
 SELECT u.uid, u.login, u.pword, u.isAdmin AS isadmin, u.pwchanged,
     fl.failures AS login_failures, fl.since AS login_since,
-    fa.failures AS address_failures, fa.since AS address_since
+    fa.failures AS address_failures, fa.since AS address_since,
+    fu.failures AS untrusted_failures, fu.since AS untrusted_since
   FROM (SELECT CAST(:login AS TEXT) AS who, CAST(:address AS TEXT) AS addr) AS q
   LEFT JOIN Utilisateur AS u ON u.login = q.who
   LEFT JOIN AuthFailure AS fl ON fl.kind = 'login' AND fl.name = q.who
-  LEFT JOIN AuthFailure AS fa ON fa.kind = 'address' AND fa.name = q.addr;
+  LEFT JOIN AuthFailure AS fa ON fa.kind = 'address' AND fa.name = q.addr
+  LEFT JOIN AuthFailure AS fu ON fu.kind = 'untrusted' AND fu.name = q.who;
 
 -- name: get_user(login)^
 -- A user's row, without the throttling counts of get_user_login: what a token
 -- request needs (does the user still exist, its group, when its password changed).
 SELECT uid, login, pword, isAdmin AS isadmin, pwchanged FROM Utilisateur WHERE login = :login;
+
+-- name: rehash_user(login, old, pword)!
+-- The same password under a costlier hash (auth.rehash): no new version nor password
+-- change (tokens stay valid); nothing if the password changed meanwhile.
+UPDATE Utilisateur SET pword = :pword WHERE login = :login AND pword = :old;
 
 -- name: add_auth_failure(kind, name, now, start)!
 -- One more failed password check; a window that started before :start starts again.
@@ -85,12 +93,18 @@ INSERT INTO AuthFailure(kind, name, failures, since) VALUES (:kind, :name, 1, :n
     failures = CASE WHEN AuthFailure.since < :start THEN 1 ELSE AuthFailure.failures + 1 END,
     since = CASE WHEN AuthFailure.since < :start THEN :now ELSE AuthFailure.since END;
 
+-- name: get_auth_failures(kind, name)^
+-- The failures of one device cookie (the other kinds come with get_user_login).
+SELECT failures, since FROM AuthFailure WHERE kind = :kind AND name = :name;
+
 -- name: del_auth_failures(kind, name)!
 DELETE FROM AuthFailure WHERE kind = :kind AND name = :name;
 
--- name: purge_auth_failures(start)!
--- Forget windows that are over, so that random logins do not pile up.
-DELETE FROM AuthFailure WHERE since < :start;
+-- name: purge_auth_failures(start, day_start)!
+-- Forget windows that are over, so that random logins do not pile up: the day-long
+-- windows of the per-login budget and of device cookies last longer.
+DELETE FROM AuthFailure
+  WHERE since < :day_start OR (kind IN ('login', 'address') AND since < :start);
 
 -- name: can_access_owned(login, oid)^
 -- Object permission: only its owner may access an owned object; no row → 404.

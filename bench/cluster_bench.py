@@ -12,17 +12,16 @@ its backends, from /proc), PgBouncer's and Redis's, per request.
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
 import urllib.request
 
-from procs import ROOT, cpu_ticks, descendants, pidfile
+from procs import ROOT, cpu_ticks, descendants, found, pidfile
 
 API = os.environ["CLUSTER_API"]
 CLUSTER_DIR = os.environ["CLUSTER_DIR"]
-PG_DIR = re.search(r"host=(\S+)", os.environ["CLUSTER_PG"]).group(1)
+PG_DIR = found(r"host=(\S+)", os.environ["CLUSTER_PG"])
 TICK = os.sysconf("SC_CLK_TCK")
 SCENARIOS = {  # name: (path, what the app reads for it without the cache)
     "GET /whoami (token)": "/whoami",
@@ -47,7 +46,7 @@ def main(setting: str, duration: int) -> None:
         before = {g: cpu_ticks(p) for g, p in pids.items()}
         out = subprocess.run([*cmd[:1], f"-d{duration}s", *cmd[1:]], env=env, capture_output=True, text=True).stdout
         after = {g: cpu_ticks(p) for g, p in pids.items()}
-        r = json.loads(re.search(r"BENCH_JSON (\{.*\})", out).group(1))
+        r = json.loads(found(r"BENCH_JSON (\{.*\})", out))
         n = max(r["requests"], 1)
         errors = r["connect"] + r["read"] + r["write"] + r["timeout"] + r["status"]
         cpu = {g: (after[g] - before[g]) / TICK * 1e6 / n for g in groups}  # µs per request

@@ -418,7 +418,7 @@ def phase(target: str, token: str, variant: str, clients: int) -> dict:
         c for pid, c in cpu1.items() if pid not in cpu0
     )
     client_cpu = children1.ru_utime + children1.ru_stime - children0.ru_utime - children0.ru_stime
-    res = {
+    res: dict = {
         "variant": variant,
         "clients": clients,
         "load": load,
@@ -542,10 +542,10 @@ def report(results: list[dict], db_init: str, bcrypt_s: float, target: str):
 def main():
     phases = []
     for item in PHASES.split(","):
-        variant, _, clients = item.partition(":")
+        variant, _, count = item.partition(":")
         if variant not in VARIANTS:
             raise SystemExit(f"flood: unknown variant {variant}: {', '.join(VARIANTS)}")
-        phases.append((variant, int(clients or 0)))
+        phases.append((variant, int(count or 0)))
     load_run = " ".join(f"{x:.2f}" for x in os.getloadavg())
     target = tempfile.mkdtemp(prefix="kiva-flood.")
     os.chmod(target, 0o755)  # Apache's account (www-data, as root) enters it

@@ -14,7 +14,10 @@ env = dict(line.strip().split("=", 1) for line in open(os.path.join(here, "kiva.
 def query(name: str) -> str:
     """A query of queries.sql by its aiosql name, :param turned into psycopg's %(param)s."""
     text = open(os.path.join(here, "queries.sql")).read()
-    body = re.search(rf"-- name: {name}\(.*?\n(.*?)(?:\n\n|\Z)", text, re.S).group(1)
+    found = re.search(rf"-- name: {name}\(.*?\n(.*?)(?:\n\n|\Z)", text, re.S)
+    if found is None:
+        raise LookupError(f"no query {name} in queries.sql")
+    body = found.group(1)
     body = "\n".join(line for line in body.splitlines() if not line.lstrip().startswith("--"))
     return re.sub(r"(?<!:):(\w+)", r"%(\1)s", body)
 

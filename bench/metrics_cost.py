@@ -27,7 +27,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from bench import children, cpu_ticks, pidfile  # noqa: E402  # /proc helpers of make bench
+from procs import cpu_ticks, descendants, found, pidfile  # noqa: E402  # /proc helpers of make bench
 
 env = os.environ.get
 PG_PORT = env("BENCH_METRICS_PG_PORT", "9192")
@@ -143,15 +143,15 @@ def measure(name: str, port: int, token: str, tid: int) -> dict:
     url = f"http://127.0.0.1:{port}/api/things/{tid}"
     cmd = ["wrk", "-t1", "-c4", "-H", f"Authorization: Bearer {token}", url]
     subprocess.run([*cmd[:1], "-d1s", *cmd[1:]], capture_output=True, check=True)  # warm-up
-    pids = children(pidfile(os.path.join(DIRS[name], "apache", "httpd.pid")))
+    pids = descendants(pidfile(os.path.join(DIRS[name], "apache", "httpd.pid")))
     before = cpu_ticks(pids)
     out = run(*cmd[:1], f"-d{DURATION}s", *cmd[1:])
     ticks = cpu_ticks(pids) - before
-    requests = int(re.search(r"(\d+) requests in", out)[1])
+    requests = int(found(r"(\d+) requests in", out))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if bad or re.search(r"Socket errors", out):
         raise SystemExit(f"bench-metrics: errors in {name}:\n{out}")
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]), "cpu_ms": ticks / TICK * 1000 / requests}
+    return {"rps": float(found(r"Requests/sec:\s+([\d.]+)", out)), "cpu_ms": ticks / TICK * 1000 / requests}
 
 
 def main():

@@ -3,6 +3,7 @@
 find a server's processes from its pid file, and their CPU time from /proc."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -17,6 +18,14 @@ def run(*cmd: str, who: str = "bench", **kw) -> str:
         sys.stderr.write(res.stdout + res.stderr)
         raise SystemExit(f"{who}: failed: {' '.join(cmd)}")
     return res.stdout
+
+
+def found(pattern: str, text: str) -> str:
+    """The first group of `pattern` in a tool's output: a clear stop if it is not there."""
+    m = re.search(pattern, text)
+    if m is None:
+        raise SystemExit(f"bench: {pattern!r} not found in:\n{text}")
+    return m.group(1)
 
 
 def pidfile(path: str) -> int:

@@ -4,8 +4,11 @@
 # check and for trying a deployment by hand. No system-wide configuration is read
 # nor touched: everything lives in $DEPLOY_TARGET/apache (conf, pid, logs, sockets).
 #
-#   DEPLOY_TARGET=/tmp/kiva-deploy APACHE_PORT=8085 deploy/apache.sh start|stop|status
+#   DEPLOY_TARGET=/tmp/kiva-deploy APACHE_PORT=8085 [FRONT_PORT=8086] deploy/apache.sh start|stop|status
 #
+# With FRONT_PORT, HAProxy (deploy/front.sh, deploy/kiva-haproxy.cfg) listens there in
+# front of Apache, as in production: clients use FRONT_PORT, slow ones never reach
+# mod_wsgi (FRONT_FORWARDFOR_EXCEPT: see KIVA_FORWARDFOR_EXCEPT in kiva-haproxy.cfg).
 # `start` returns once http://127.0.0.1:$APACHE_PORT/api/version answers. As root,
 # the daemon processes run as APACHE_USER (www-data), who must be able to enter the
 # deployed folder: kiva.env is given to that account.
@@ -47,6 +50,10 @@ Group $group"
   else  # no change of account possible: everything runs as the current one
     user=$(id -un) group=$(id -gn) run_as=""
   fi
+  # the logs' rotation (rotatelogs, see kiva-httpd.conf): APACHE_LOG_SIZE=none for plain files
+  log_size=${APACHE_LOG_SIZE:-100M} log_rotation=""
+  [ "$log_size" = none ] || log_rotation="Define KIVA_LOG_SIZE $log_size
+Define KIVA_LOG_FILES ${APACHE_LOG_FILES:-10}"
   mkdir -p "$run/htdocs"
   chmod 755 "$run"
   cp "$here/kiva-httpd.conf" "$run/kiva-httpd.conf"
@@ -64,6 +71,7 @@ LogLevel warn
 $run_as
 LoadModule mpm_event_module $modules/mod_mpm_event.so
 LoadModule authz_core_module $modules/mod_authz_core.so
+LoadModule reqtimeout_module $modules/mod_reqtimeout.so
 LoadModule wsgi_module $modules/mod_wsgi.so
 StartServers 1
 WSGISocketPrefix "$run/wsgi"
@@ -85,6 +93,7 @@ Define KIVA_GROUP $group
 Define KIVA_PROCESSES $processes
 Define KIVA_THREADS $threads
 Define KIVA_LOG_DIR $run
+$log_rotation
 Include "$run/kiva-httpd.conf"
 ${trusted_proxy:+WSGITrustedProxies $trusted_proxy
 WSGITrustedProxyHeaders X-Forwarded-Proto}
@@ -95,6 +104,11 @@ CONF
   for _ in $(seq 1 300); do
     if answers "$url"; then
       echo "apache serving $target on http://$listen:$port/api (pid $(cat "$pidfile"), logs in $run)"
+      if [ -n "${FRONT_PORT:-}" ]; then
+        env FRONT_DIR="$run/front" KIVA_BACKEND="127.0.0.1:$port" KIVA_FRONT_BIND="127.0.0.1:$FRONT_PORT" \
+          ${FRONT_FORWARDFOR_EXCEPT:+KIVA_FORWARDFOR_EXCEPT="$FRONT_FORWARDFOR_EXCEPT"} "$here/front.sh" start ||
+          { stop >&2; exit 1; }
+      fi
       exit 0
     fi
     sleep 0.1
@@ -106,6 +120,7 @@ CONF
 }
 
 stop() {
+  [ -d "$run/front" ] && FRONT_DIR=$run/front "$here/front.sh" stop
   if running; then
     pid=$(cat "$pidfile")
     "$httpd" -f "$conf" -k stop

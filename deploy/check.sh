@@ -2,13 +2,17 @@
 # make check's end-to-end run through Apache httpd + mod_wsgi (make test-apache):
 #
 # 1. make deploy DB_INIT=demo to a new folder under /tmp (reachable by www-data),
-# 2. make apache-start: a private Apache on 127.0.0.1:$APACHE_PORT serving it,
-# 3. the whole external test suite at http://127.0.0.1:$APACHE_PORT/api,
+# 2. make apache-start: a private Apache on 127.0.0.1:$APACHE_PORT serving it, behind
+#    its buffering front, HAProxy on $FRONT_PORT (deploy/kiva-haproxy.cfg),
+# 3. the whole external test suite at http://127.0.0.1:$FRONT_PORT/api, then the
+#    slow-clients drill (drills/slow_clients.py),
 # 4. what the security review asked: the demo users' warning in the log, no query
 #    string in the access log, the runtime role unable to DROP, ALTER or TRUNCATE,
-#    the TLS template accepted by Apache,
+#    TLS on the front for real (drills/tls_check.py: its own CA, openssl s_client), the
+#    Apache TLS template accepted by Apache,
 # 5. Apache restarted (its metrics start from 0), and a real Prometheus scraping it
-#    (drills/prometheus_check.py, on PROMETHEUS_PORT): its counts must be exact,
+#    (drills/prometheus_check.py, on PROMETHEUS_PORT): its counts must be exact; then its
+#    logs rotated under load, every line kept (drills/log_rotation.py),
 # 6. schemathesis (scripts/schemathesis.sh) from /api/openapi.json,
 # 7. a second make deploy keeps the data; a deploy whose migration fails changes
 #    neither the database nor the running code; make deploy DB_INIT=1 resets it
@@ -24,7 +28,12 @@ cd "$(dirname "$0")/.."
 
 make=${MAKE:-make}
 port=${APACHE_PORT:-8085}
-api=http://127.0.0.1:$port/api
+# the clients' way in: the buffering front (HAProxy) of production, in front of Apache
+front=${FRONT_PORT:-$((port + 1))}
+export FRONT_PORT=$front
+# the tests name their client addresses through X-Forwarded-For (see Makefile)
+export FRONT_FORWARDFOR_EXCEPT=127.0.0.0/8
+api=http://127.0.0.1:$front/api
 dir=$(mktemp -d /tmp/kiva-apache-check-$port.XXXXXX)  # the port: side-by-side runs
 chmod 755 "$dir"
 
@@ -41,7 +50,9 @@ import sys, urllib.error, urllib.parse, urllib.request as u
 method, url, data = sys.argv[1], sys.argv[2], sys.argv[3:]
 body = urllib.parse.urlencode(dict(d.split("=", 1) for d in data)).encode() if data else None
 try:
-    with u.urlopen(u.Request(url, data=body, method=method), timeout=10) as res:
+    # 30 s, as mod_wsgi's request-timeout: the first request after a deploy waits for the
+    # daemon processes to restart and load the app (11 s seen on a loaded 2-core machine)
+    with u.urlopen(u.Request(url, data=body, method=method), timeout=30) as res:
         answer = f"{res.status} {res.read().decode()}\n"
 except urllib.error.HTTPError as e:
     answer = f"{e.code} {e.read().decode()}\n"
@@ -62,6 +73,9 @@ echo "test-apache: the external test suite through Apache at $api"
 KIVA_AUDIT_LOG=$dir/apache/kiva-error.log KIVA_SERVER_PROCESSES=${APACHE_PROCESSES:-2} KIVA_DEPLOYED=1 FLASK_TESTER_APP=$api \
   ${PYTEST:-venv/bin/pytest}
 
+echo "test-apache: slow clients through the front"
+${PYTHON:-venv/bin/python} drills/slow_clients.py "$api" || fail "slow clients hold the app"
+
 echo "test-apache: security of the deployment"
 log=$dir/apache/kiva-error.log
 grep -q "demo user calvin has its public password" "$log" || fail "no warning about the demo users in $log"
@@ -74,10 +88,40 @@ runtime "BEGIN; DELETE FROM AuthFailure; ROLLBACK" >/dev/null || fail "the runti
 for sql in "DROP TABLE Thing" "ALTER TABLE Stuff ADD COLUMN x INT" "TRUNCATE Stuff" "CREATE TABLE Evil(x INT)"; do
   { runtime "$sql" || true; } | grep -q "permission denied\|must be owner" || fail "the runtime role may: $sql"
 done
-# the TLS template: TLS 1.2+, HSTS, port 80 redirected, accepted by Apache (-t)
+# the runtime account (the daemon processes': www-data when run as root) reads the app's
+# kiva.env and never the schema owner's credentials (kiva-owner.env), nor writes the code
+if [ "$(id -u)" = 0 ]; then
+  as_app() { runuser -u "${APACHE_USER:-www-data}" -- "$@" 2>/dev/null; }
+  as_app test -r "$dir/kiva.env" || fail "the runtime account cannot read kiva.env"
+  ! as_app cat "$dir/kiva-owner.env" >/dev/null || fail "the runtime account reads the owner's credentials"
+  ! as_app test -w "$dir/app.py" || fail "the runtime account may change the app's code"
+  [ "$(stat -c %a "$dir/kiva-owner.env")" = 600 ] || fail "kiva-owner.env is not 0600"
+else
+  echo "test-apache: not root: the daemon runs as this account, the owner's credentials not checked"
+fi
+
+echo "test-apache: TLS for real: the front with a certificate of a CA of its own"
 tls=$dir/tls
 mkdir -p "$tls"
-openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=kiva.test -keyout "$tls/key.pem" -out "$tls/cert.pem" 2>/dev/null
+(umask 077
+ openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=kiva-test-ca -keyout "$tls/ca.key" -out "$tls/ca.pem" \
+   -addext basicConstraints=critical,CA:true -addext keyUsage=critical,keyCertSign 2>/dev/null
+ openssl req -newkey rsa:2048 -nodes -subj /CN=kiva.test -keyout "$tls/key.pem" -out "$tls/cert.csr" 2>/dev/null
+ openssl x509 -req -in "$tls/cert.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial -days 1 \
+   -extfile <(printf 'subjectAltName=DNS:kiva.test,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n') \
+   -out "$tls/cert.pem" 2>/dev/null
+ cat "$tls/cert.pem" "$tls/key.pem" >"$tls/kiva.pem")
+tls_front() {
+  FRONT_DIR=$tls/front KIVA_BACKEND=127.0.0.1:$port KIVA_TLS_PEM=$tls/kiva.pem \
+    KIVA_TLS_BIND=127.0.0.1:${FRONT_TLS_PORT:-$((port + 2))} KIVA_HTTP_BIND=127.0.0.1:${FRONT_HTTP_PORT:-$((port + 3))} \
+    deploy/front.sh "$1"
+}
+stop() { tls_front stop >/dev/null 2>&1 || true; $make apache-stop DEPLOY_TARGET="$dir" >/dev/null || true; }
+tls_front start
+${PYTHON:-venv/bin/python} drills/tls_check.py "${FRONT_TLS_PORT:-$((port + 2))}" "${FRONT_HTTP_PORT:-$((port + 3))}" \
+  "$tls/ca.pem" || fail "TLS of the front"
+tls_front stop
+# Apache's own TLS template (KIVA_SSL, for a server without the front): accepted by Apache (-t)
 modules=${APACHE_MODULES:-/usr/lib/apache2/modules}
 cat >"$tls/httpd.conf" <<CONF
 ServerRoot "$tls"
@@ -106,11 +150,19 @@ CONF
 ${APACHE_BIN:-/usr/sbin/apache2} -t -f "$tls/httpd.conf" 2>&1 | grep -q "Syntax OK" ||
   { ${APACHE_BIN:-/usr/sbin/apache2} -t -f "$tls/httpd.conf"; fail "the TLS template is refused"; }
 grep -q "SSLProtocol -all +TLSv1.2 +TLSv1.3" deploy/kiva-httpd.conf || fail "TLS below 1.2 allowed"
+! grep "SSLCipherSuite" deploy/kiva-httpd.conf | grep -q "HIGH" || fail "Apache's template allows non-forward-secret suites"
 
 echo "test-apache: Apache restarted, a real Prometheus scraping it"
 stop
 $make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
 ${PYTHON:-venv/bin/python} drills/prometheus_check.py "$api" "$dir/apache/kiva-error.log" "${PROMETHEUS_PORT:-9190}"
+
+echo "test-apache: the logs rotated under load (rotatelogs at 64 KB), no line lost"
+stop
+APACHE_LOG_SIZE=64K APACHE_LOG_FILES=40 $make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
+${PYTHON:-venv/bin/python} drills/log_rotation.py "$api" "$dir/apache" 3000 65536 40 || fail "log rotation"
+stop
+$make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
 
 echo "test-apache: schemathesis through Apache, against /api/openapi.json"
 SCHEMA_URL=$api SCHEMA_REPORT=$dir/schemathesis BIN=$(dirname "${PYTEST:-venv/bin/pytest}") scripts/schemathesis.sh

@@ -5,7 +5,8 @@
 #    freshness tests must see the refusals from all 4 processes, in the shared log),
 # 2. tests/test_cluster.py: the shared cache fresh on each node right after a change
 #    made through the other one,
-# 3. drills/cluster_drills.py: a node killed, a rolling deploy, Redis stopped, PostgreSQL
+# 3. drills/slow_clients.py: 64 slow bodies and 64 slow headers cost the nodes nothing,
+# 4. drills/cluster_drills.py: a node killed, a rolling deploy, Redis stopped, PostgreSQL
 #    restarted, each under load;
 #
 # and the cluster stopped whatever happened, its folder removed when all passed.
@@ -30,6 +31,9 @@ KIVA_AUDIT_LOG=$CLUSTER_LOG KIVA_SERVER_PROCESSES=$((2 * ${APACHE_PROCESSES:-2})
 
 echo "test-cluster: freshness of the shared cache across the nodes"
 FLASK_TESTER_APP=$CLUSTER_API "$pytest" -q tests/test_cluster.py
+
+echo "test-cluster: slow clients through HAProxy"
+"$python" drills/slow_clients.py "$CLUSTER_API"
 
 echo "test-cluster: drills"
 "$python" drills/cluster_drills.py || { tail -n 30 "$CLUSTER_LOG" >&2; exit 1; }

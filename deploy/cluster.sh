@@ -9,7 +9,8 @@
 # 2. PgBouncer in transaction pooling in front of it (runs as the postgres account: it
 #    refuses root), the app's psycopg without server-side prepared statements (KIVA_PGBOUNCER);
 # 3. Redis, no persistence: the shared cache of user rows and permissions (usercache.py),
-#    unless CLUSTER_CACHE=none;
+#    unless CLUSTER_CACHE=none; an account for the app, one for the administrator, their
+#    passwords in CLUSTER_DIR/redis/*.pass (0600), no anonymous access (docs/shared-cache.md);
 # 4. two Kiva nodes, each `make deploy` to its own folder and its own Apache (deploy/apache.sh),
 #    production configuration (server.conf);
 # 5. HAProxy on the front port: health checks on /api/health, retries and redispatch,
@@ -19,7 +20,7 @@
 # Environment (make variables): CLUSTER_FRONT_PORT 9400, CLUSTER_STATS_PORT 9401,
 # CLUSTER_NODE1_PORT 9410, CLUSTER_NODE2_PORT 9411, CLUSTER_PGBOUNCER_PORT 9420,
 # CLUSTER_REDIS_PORT 9430, CLUSTER_PG_PORT 5860, CLUSTER_DIR (/tmp/kiva-cluster-<front>),
-# CLUSTER_CACHE (redis|none), CLUSTER_FORWARDFOR_EXCEPT (a network: see haproxy.cfg),
+# CLUSTER_CACHE (redis|none), CLUSTER_REDIS_MEMORY (64mb), CLUSTER_FORWARDFOR_EXCEPT (a network: see haproxy.cfg),
 # APP_SECRET (default: a random one kept in CLUSTER_DIR), APP_THROTTLE_SECONDS,
 # APP_TRUSTED_PROXIES (127.0.0.1, HAProxy's address), MAKE.
 #
@@ -106,14 +107,46 @@ INI
   fi
 }
 
+redis_password() {  # ACCOUNT: its password, made once, in a 0600 file (never on a command line)
+  mkdir -p "$dir/redis"
+  local file=$dir/redis/$1.pass
+  [ -s "$file" ] || (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$file")
+  cat "$file"
+}
+
+redis_cli() {  # as the administrator; the password passes in the environment (REDISCLI_AUTH)
+  REDISCLI_AUTH="$(redis_password admin)" redis-cli --no-auth-warning --user admin -p "$redis_port" "$@"
+}
+
 start_redis() {
   local run=$dir/redis
   mkdir -p "$run"
-  # a cache only: nothing to persist, a restarted Redis is empty (see usercache.py)
-  alive "$run/redis.pid" || redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
-    --daemonize yes --pidfile "$run/redis.pid" --logfile "$run/redis.log" --dir "$run" >/dev/null
+  chmod 700 "$run"
+  # a cache only: nothing to persist, a restarted Redis is empty (see usercache.py).
+  # Two accounts, no anonymous access: the app's (kiva: its own keys, only the commands
+  # usercache.py sends and the Lua scripts of production/ratelimit.py's `limits` run)
+  # and the administrator's (drills, tests, shutdown). The file
+  # holding the passwords is 0600: no password on a command line nor in a log.
+  # allkeys-lru: a full cache forgets the least used keys (a missing generation is a miss)
+  (umask 077 && cat >"$run/redis.conf" <<CONF
+bind 127.0.0.1
+port $redis_port
+save ""
+appendonly no
+daemonize yes
+pidfile $run/redis.pid
+logfile $run/redis.log
+dir $run
+maxmemory ${CLUSTER_REDIS_MEMORY:-64mb}
+maxmemory-policy allkeys-lru
+user default off
+user kiva on >$(redis_password kiva) resetkeys ~kiva:* resetchannels -@all +get +set +mget +ping +select +evalsha +eval +script|load +lindex +lpush +ltrim +expire
+user admin on >$(redis_password admin) ~* &* +@all
+CONF
+  )
+  alive "$run/redis.pid" || redis-server "$run/redis.conf" >/dev/null
   for _ in $(seq 1 50); do
-    redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && return 0
+    redis_cli ping 2>/dev/null | grep -q PONG && return 0
     sleep 0.1
   done
   echo "redis: no answer on port $redis_port" >&2
@@ -123,7 +156,7 @@ start_redis() {
 stop_redis() {
   local pidfile=$dir/redis/redis.pid
   if alive "$pidfile"; then
-    redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || kill "$(cat "$pidfile")"
+    redis_cli shutdown nosave >/dev/null 2>&1 || kill "$(cat "$pidfile")"
     for _ in $(seq 1 50); do alive "$pidfile" || break; sleep 0.1; done
   fi
 }
@@ -148,7 +181,9 @@ node_deploy() {  # N [make deploy variables…]: deploy to node N, environment f
     grep -q '^KIVA_METRICS_TOKEN=' "$env" || echo "KIVA_METRICS_TOKEN=$KIVA_METRICS_TOKEN" >>"$env"
   fi
   if [ "$cache" = redis ]; then
-    grep -q '^KIVA_REDIS=' "$env" || echo "KIVA_REDIS=redis://127.0.0.1:$redis_port/0" >>"$env"
+    # the app's Redis account, in kiva.env (0600, beside APP_SECRET)
+    sed -i '/^KIVA_REDIS=/d' "$env"
+    echo "KIVA_REDIS=redis://kiva:$(redis_password kiva)@127.0.0.1:$redis_port/0" >>"$env"
   else
     sed -i '/^KIVA_REDIS=/d' "$env"
   fi
@@ -159,7 +194,8 @@ node_start() {
   mkdir -p "$(node_dir "$1")/apache"
   touch "$dir/kiva-error.log"
   ln -sfn "$dir/kiva-error.log" "$(node_dir "$1")/apache/kiva-error.log"
-  $make --no-print-directory apache-start DEPLOY_TARGET="$(node_dir "$1")" APACHE_PORT="$(node_port "$1")" >/dev/null
+  # plain files: both nodes append to one shared log, which rotatelogs would replace by its own
+  APACHE_LOG_SIZE=none $make --no-print-directory apache-start DEPLOY_TARGET="$(node_dir "$1")" APACHE_PORT="$(node_port "$1")" >/dev/null
 }
 
 node_stop() {
@@ -179,7 +215,12 @@ start_haproxy() {
 global
   daemon
   pidfile $dir/haproxy.pid
-  maxconn 2000
+  # slow clients cost the nodes nothing (as deploy/kiva-haproxy.cfg, docs/security-operations.md):
+  # a request reaches a node only once its headers and whole body are here, the buffer
+  # holding the largest body allowed (1 MiB + 64 KiB of headers + 1 KiB of rewrites);
+  # at most maxconn such buffers (about 1.1 GB at worst)
+  maxconn 1000
+  tune.bufsize 1115136
   # the runtime API: drain/ready a node (rolling deploy), read the counters
   stats socket $dir/haproxy.sock mode 600 level admin
 
@@ -192,6 +233,11 @@ defaults
   # a health check slower than this fails (a loaded 2-core machine: not too tight)
   timeout check 3s
   timeout http-keep-alive 10s
+  # headers and body within 10 s of the first byte, or a 408 (with http-buffer-request
+  # this covers the body too)
+  timeout http-request 10s
+  option http-buffer-request
+  http-error status 408 content-type application/json string '{"error": "request not received in time"}'
   # the client's address for the app (its audit lines, its throttling by address);
   # CLUSTER_FORWARDFOR_EXCEPT: clients whose own X-Forwarded-For passes unchanged (a
   # proxy in front; the tests, which name an address of their own per test)
@@ -213,6 +259,9 @@ defaults
 
 frontend kiva
   bind 127.0.0.1:$front
+  # the app's limit (MAX_CONTENT_LENGTH, 1 MiB); mod_wsgi refuses chunked bodies (411) anyway
+  http-request deny deny_status 413 content-type application/json string '{"error": "request body too large"}' if { req.hdr_val(content-length) gt 1048576 }
+  http-request deny deny_status 411 content-type application/json string '{"error": "Content-Length required"}' if { req.hdr(transfer-encoding) -m found }
   default_backend nodes
 
 backend nodes

@@ -61,10 +61,14 @@ send "${schema_files[@]}"
 
 q() { printf %q "$1"; }
 echo "deploy: environment kiva.env"
-on_target "[ -e kiva.env ] || (umask 077 && printf 'KIVA_DB=%s\nAPP_SECRET=%s\n' $(q "${KIVA_DB:?KIVA_DB: the libpq connection string of the production database}") $(q "${APP_SECRET:-$(head -c 30 /dev/urandom | base64 | tr -d '/+=')}") > kiva.env)"
-on_target "[ -e kiva-owner.env ] || (umask 077 && printf 'KIVA_OWNER_DB=%s\n' $(q "${KIVA_OWNER_DB:-$KIVA_DB}") > kiva-owner.env)"
-# make check's deployment: a short throttling window, a trusted proxy for the tests' addresses
-for var in APP_THROTTLE_SECONDS APP_TRUSTED_PROXIES APP_THROTTLE_ADDRESS_FAILURES; do
+# the secrets go through stdin, never on a command line (ps shows those to every account)
+printf 'KIVA_DB=%s\nAPP_SECRET=%s\n' "${KIVA_DB:?KIVA_DB: the libpq connection string of the production database}" \
+  "${APP_SECRET:-$(head -c 30 /dev/urandom | base64 | tr -d '/+=')}" |
+  on_target "[ -e kiva.env ] || (umask 077 && cat > kiva.env)"
+printf 'KIVA_OWNER_DB=%s\n' "${KIVA_OWNER_DB:-$KIVA_DB}" | on_target "[ -e kiva-owner.env ] || (umask 077 && cat > kiva-owner.env)"
+# make check's deployment: a short throttling window, a trusted proxy for the tests' addresses,
+# the hashing limits out of the suite's way
+for var in APP_THROTTLE_SECONDS APP_TRUSTED_PROXIES APP_THROTTLE_ADDRESS_FAILURES APP_HASH_LIMIT APP_HASH_SLOTS; do
   if [ -n "${!var:-}" ]; then
     on_target "grep -q '^$var=' kiva.env || echo $var=$(q "${!var}") >> kiva.env"
   fi
@@ -79,7 +83,8 @@ on_target "set -e
 
 # the schema owner's connection (migrations, DB_INIT), else the app's
 owner_db='"$(sed -n "s/^KIVA_OWNER_DB=//p" kiva-owner.env 2>/dev/null)"'
-migrate="venv/bin/python -m production.migrate \"\${owner:-\$(sed -n 's/^KIVA_DB=//p' kiva.env)}\""
+# (given to migrate through its environment, never on its command line: CONN "-")
+migrate="KIVA_MIGRATE_DB=\"\${owner:-\$(sed -n 's/^KIVA_DB=//p' kiva.env)}\" venv/bin/python -m production.migrate -"
 expected=$(on_target "venv/bin/python -m production.migrate expected")
 case "$db_init" in
   1) echo "deploy: database dropped and created anew (schema version $expected), no user"
@@ -98,6 +103,12 @@ echo "deploy: database at schema version $reached"
 
 echo "deploy: files to $target"
 send "${files[@]}" '*.py'
+if [ "$db_init" != 0 ]; then
+  # the shared cache (KIVA_REDIS in kiva.env, if any) forgets the old database's users
+  # (docs/shared-cache.md); not flushed, its entries are trusted 30 s more at most
+  on_target "set -a && . ./kiva.env && set +a && venv/bin/python -m production.usercache flush" ||
+    echo "deploy: WARNING: the shared cache was not flushed" >&2
+fi
 
 on_target "touch kiva.wsgi"
 echo "deploy: done, $target"

@@ -120,12 +120,35 @@ start_patroni() {
   daemon "$host" postgres "$run/patroni.log" env PGBACKREST_CONFIG="$run/pgbackrest.conf" patroni "$run/patroni.yml"
 }
 
+redis_password() {  # ACCOUNT: its password, made once, in a 0600 file (as deploy/cluster.sh)
+  secret "redis-$1"
+}
+
 start_redis() {
   local run=$dir/redis
   mkdir -p "$run"
-  # a cache only, as in deploy/cluster.sh: no persistence
-  in_ns redis redis-server --bind "$(ip_of redis)" --port 6379 --protected-mode no --save '' --appendonly no \
-    --daemonize yes --pidfile "$run/redis.pid" --logfile "$run/redis.log" --dir "$run" >/dev/null
+  chmod 700 "$run"
+  # a cache only, as in deploy/cluster.sh: no persistence; the same two accounts, no
+  # anonymous access (docs/shared-cache.md): the app's (kiva: its own keys, the commands
+  # of usercache.py and production/ratelimit.py) and the administrator's; the passwords
+  # only in this 0600 file, never on a command line
+  (umask 077 && cat >"$run/redis.conf" <<CONF
+bind $(ip_of redis)
+port 6379
+save ""
+appendonly no
+daemonize yes
+pidfile $run/redis.pid
+logfile $run/redis.log
+dir $run
+maxmemory 64mb
+maxmemory-policy allkeys-lru
+user default off
+user kiva on >$(redis_password kiva) resetkeys ~kiva:* resetchannels -@all +get +set +mget +ping +select +evalsha +eval +script|load +lindex +lpush +ltrim +expire
+user admin on >$(redis_password admin) ~* &* +@all
+CONF
+  )
+  in_ns redis redis-server "$run/redis.conf" >/dev/null
 }
 
 start_haproxy() {
@@ -194,7 +217,9 @@ deploy_web() {  # N [make deploy variables…]
     KIVA_DB="$(kiva_db kiva)" KIVA_OWNER_DB="$(kiva_db kiva_owner)" APP_SECRET="${APP_SECRET:-$(cat "$dir/app.secret")}" \
     "$@" >/dev/null
   local env=$target/kiva.env
-  grep -q '^KIVA_REDIS=' "$env" || echo "KIVA_REDIS=redis://$(ip_of redis):6379/0" >>"$env"
+  # the app's Redis account, in kiva.env (0600, beside APP_SECRET)
+  sed -i '/^KIVA_REDIS=/d' "$env"
+  echo "KIVA_REDIS=redis://kiva:$(redis_password kiva)@$(ip_of redis):6379/0" >>"$env"
   for var in KIVA_METRICS_TOKEN APP_PASSWORD_SLOTS; do
     if [ -n "${!var:-}" ]; then grep -q "^$var=" "$env" || echo "$var=${!var}" >>"$env"; fi
   done

@@ -41,6 +41,8 @@ import psycopg
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from typing import Any
+
 import outage  # noqa: E402
 
 API = os.environ["CLUSTER_API"]
@@ -180,7 +182,9 @@ class Load:
         """Acknowledged writes in the database; failed ones reported. Returns (present, errors)."""
         errors = []
         with psycopg.connect(PG) as conn:
-            rows = dict(conn.execute("SELECT sid, stuff FROM Stuff WHERE stuff LIKE %s", (self.prefix + "-%",)))
+            rows: dict[int, str] = dict(
+                conn.execute("SELECT sid, stuff FROM Stuff WHERE stuff LIKE %s", (self.prefix + "-%",))
+            )
         for sid, name in self.acked.items():
             if sid in self.deleted and sid in rows:
                 errors.append(f"sid {sid} deleted (204) but present")
@@ -297,8 +301,8 @@ def drill_kill() -> list[str]:
         f"{sum(e['status'] == 200 for e in reads)} of them answered 200; {len(writes)} writes, "
         f"{sum(e['status'] == EXPECTED[e['method']] for e in writes)} acknowledged"
     )
-    slow = [e for e in load.log if e["op"] == "GET /cmp/hash (slow)"]
-    print(f"  {len(slow)} slow reads sent just before the kill: {sum(e['status'] == 200 for e in slow)} answered 200")
+    answered = [e["status"] for e in load.log if e["op"] == "GET /cmp/hash (slow)"]
+    print(f"  {len(answered)} slow reads sent just before the kill: {answered.count(200)} answered 200")
     if retried[0] + retried[1] == 0:
         errors.append("kill: HAProxy retried nothing")
     _, wrong = load.check_writes()
@@ -347,7 +351,7 @@ def drill_redis() -> list[str]:
     admin = requests.Session()
     admin.auth = ADMIN
     login, password, new_password = f"drill-{uuid.uuid4().hex[:8]}", "Drill-Pw-1", "Drill-Pw-2"
-    user = {"login": login, "password": password, "isAdmin": True}
+    user: dict[str, Any] = {"login": login, "password": password, "isAdmin": True}
     uid = admin.post(API + "/users", json={"user": user}, timeout=TIMEOUT).json()["uid"]
     t0 = time.monotonic()
     with Load("redis") as load:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import threading
 import time
+from typing import Any
 
 import requests
 
@@ -46,7 +47,7 @@ class Api:
         self.url, self.session = url, requests.Session()
         self.sent = self.acknowledged = self.failed = 0
 
-    def call(self, method: str, path: str, expect: int, auth: tuple | None = ADMIN, **kwargs) -> dict | None:
+    def call(self, method: str, path: str, expect: int, auth: tuple | None = ADMIN, **kwargs) -> Any:
         self.sent += 1
         res = self.session.request(method, self.url + path, auth=auth, timeout=30, **kwargs)
         if res.status_code != expect:

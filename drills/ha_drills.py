@@ -248,7 +248,8 @@ class Load:
         """Acknowledged writes present (deleted ones absent), refused ones absent."""
         errors = []
         with psycopg.connect(conninfo(leader())) as conn:
-            rows = dict(conn.execute("SELECT sid, stuff FROM Stuff WHERE stuff LIKE %s", (self.prefix + "-%",)))
+            query = "SELECT sid, stuff FROM Stuff WHERE stuff LIKE %s"
+            rows: dict[int, str] = dict(conn.execute(query, (self.prefix + "-%",)).fetchall())
         names = set(rows.values())
         for sid, name in self.acked.items():
             if sid in self.deleted and sid in rows:
@@ -349,7 +350,7 @@ class LocalWriter(threading.Thread):
                 with psycopg.connect(conninfo(self.host), autocommit=True) as conn:
                     conn.execute("SET statement_timeout = 5000")
                     notices: list[str] = []
-                    conn.add_notice_handler(lambda d, notices=notices: notices.append(d.message_primary or ""))
+                    conn.add_notice_handler(lambda d, notices=notices: notices.append(d.message_primary or ""))  # type: ignore[misc]
                     conn.execute("INSERT INTO Stuff(stuff) VALUES (%s)", (name,))
                     # a commit whose wait for the standby was cancelled: committed here only
                     outcome = "local-only" if any("synchronous replication" in m for m in notices) else "ok"
@@ -378,7 +379,7 @@ def drill_partition() -> list[str]:
             """Patroni cut off from etcd stops its PostgreSQL (an offline demotion)."""
             try:
                 with psycopg.connect(conninfo(old, "postgres")) as conn:
-                    return conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+                    return conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]  # type: ignore[index]
             except psycopg.Error:
                 return True
 
@@ -443,7 +444,7 @@ def drill_redis() -> list[str]:
     admin = Load.session()
     admin.auth = ADMIN
     login, pw1, pw2, pw3 = f"ha-{uuid.uuid4().hex[:8]}", "Drill-Pw-1", "Drill-Pw-2", "Drill-Pw-3"
-    user = {"login": login, "password": pw1, "isAdmin": False}
+    user: dict[str, str | bool] = {"login": login, "password": pw1, "isAdmin": False}
     res = admin.post(API + "/users", json={"user": user}, timeout=TIMEOUT)
     assert res.status_code == 201, f"redis: user creation: {res.status_code} {res.text}"
     uid = res.json()["uid"]
@@ -523,7 +524,7 @@ def drill_pitr() -> list[str]:
             assert session.post(API + "/stuff", data={"stuff": f"{before}-{i}"}, auth=ADMIN, timeout=TIMEOUT).ok
         with psycopg.connect(conninfo(primary)) as conn:
             time.sleep(1.1)  # the target to the second after these commits
-            target = conn.execute("SELECT to_char(now(), 'YYYY-MM-DD HH24:MI:SS.US+00')").fetchone()[0]
+            target = conn.execute("SELECT to_char(now(), 'YYYY-MM-DD HH24:MI:SS.US+00')").fetchone()[0]  # type: ignore[index]
             time.sleep(1.1)
         for i in range(5):
             assert session.post(API + "/stuff", data={"stuff": f"{after}-{i}"}, auth=ADMIN, timeout=TIMEOUT).ok
@@ -547,7 +548,8 @@ def drill_pitr() -> list[str]:
         "start")  # fmt: skip
     try:
         with psycopg.connect(f"host={scratch} port=5432 dbname={DB} user=postgres") as conn:
-            wait("recovery done", lambda: not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0], 60)
+            recovering = "SELECT pg_is_in_recovery()"
+            wait("recovery done", lambda: not conn.execute(recovering).fetchone()[0], 60)  # type: ignore[index]
             found = [r[0] for r in conn.execute("SELECT stuff FROM Stuff WHERE stuff LIKE 'ha-mark-%'")]
     finally:
         run(*AS_PG, f"{PG_BIN}/pg_ctl", "-D", f"{scratch}/data", "-m", "immediate", "stop", quiet=True)

@@ -218,7 +218,9 @@ class Drill:
     def check_writes(self) -> bool:
         errors = len(self.errors)
         with psycopg.connect(self.conninfo) as conn:
-            rows = dict(conn.execute("SELECT sid, stuff FROM Stuff WHERE stuff LIKE %s", (self.prefix + "-%",)))
+            rows: dict[int, str] = dict(
+                conn.execute("SELECT sid, stuff FROM Stuff WHERE stuff LIKE %s", (self.prefix + "-%",))
+            )
         present = {name: sid for sid, name in rows.items()}
         unsure = self.unacked_deletes
         kept = {sid: name for sid, name in self.acked.items() if sid not in self.deleted and sid not in unsure}

@@ -54,7 +54,8 @@ def main():
         if os.path.exists(f"{d}/data/postmaster.pid"):
             run("scripts/pg.sh", "stop", "immediate", env={"PG_PORT": str(port), "PG_DIR": d})
         shutil.rmtree(d, ignore_errors=True)
-    os.makedirs(repo, mode=0o755)
+    # the repository holds every row and password hash: its owner's alone (issue #20)
+    os.makedirs(repo, mode=0o700)
     if AS_POSTGRES:
         shutil.chown(repo, "postgres")
     config = f"{repo}/pgbackrest.conf"
@@ -64,7 +65,9 @@ def main():
             f"start-fast=y\nlog-level-console=warn\ncompress-type=lz4\n\n"
             f"[{STANZA}]\npg1-path={pg_dir}/data\npg1-port={port}\npg1-socket-path={pg_dir}\npg1-user=postgres\n"
         )
-    os.chmod(config, 0o644)
+    os.chmod(config, 0o600)
+    if AS_POSTGRES:
+        shutil.chown(config, "postgres")
     backrest = ["pgbackrest", f"--config={config}", f"--stanza={STANZA}"]
     cluster = {"PG_PORT": str(port), "PG_DIR": pg_dir, "PG_FSYNC": "on"}
     run("scripts/pg.sh", "start", env=cluster)  # initdb; then WAL archiving, which needs a restart
@@ -86,6 +89,8 @@ def main():
         start = time.monotonic()
         as_postgres(*backrest, "--type=full", "backup")
         backup_seconds = time.monotonic() - start
+        mode = os.stat(repo).st_mode & 0o777
+        assert mode == 0o700, f"the pgBackRest repository {repo} is {oct(mode)}, not 0700"
         info = json.loads(as_postgres(*backrest, "--output=json", "info"))[0]["backup"][-1]
         backup_bytes, backup_repo = info["info"]["size"], info["info"]["repository"]["delta"]
         # pgBackRest keeps the backup's stop time to the second: on a fast machine T could fall

@@ -30,6 +30,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from typing import Any
 
 PROMETHEUS = os.environ.get("PROMETHEUS", "/usr/bin/prometheus")
 RULES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "deploy", "kiva-alerts.yml")
@@ -99,7 +100,7 @@ class Prometheus:
         )
         until("Prometheus to be ready", lambda: http("GET", f"{self.url}/-/ready")[0] == 200)
 
-    def api(self, path: str, **params) -> dict | list:
+    def api(self, path: str, **params) -> Any:
         status, body = http("GET", f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}")
         answer = json.loads(body)
         assert status == 200 and answer["status"] == "success", (path, params, status, answer)

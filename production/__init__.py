@@ -11,6 +11,7 @@ Every request, in the order app.py wires them:
     security     the client's address, cross-site writes refused, response headers
     errors       every error a JSON object with the right status, no secret in it
     throttle     failed password checks counted per login and address (429)
+    ratelimit    password hashes counted per client (429), the `limits` library
     usercache    the shared Redis cache of user rows and permissions (several servers)
     metrics      Prometheus figures summed over processes: GET /metrics
     audit        one log line per request

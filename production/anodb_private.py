@@ -123,8 +123,8 @@ class DB(anodb.DB):
         conn = self._conn
         if conn is None:
             return True
-        if self._db == "psycopg":
-            return conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+        if self._db == "psycopg":  # libpq's own status (conn.info would build an object first)
+            return conn.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE
         return conn.in_transaction
 
     def commit(self):

@@ -9,12 +9,18 @@ database serialises the two UPDATEs, the second finds another version and change
 nothing): the other is answered 412. Without these headers nothing changes.
 """
 
+import re
 from collections.abc import Callable
 
 import flask
 import FlaskSimpleAuth as fsa
 
 from production import context
+
+# a version in an If-Match tag: ASCII digits only ("²".isdigit() is True, and int() refuses
+# more than 4,300 digits), at most 18 of them; beyond the column's 32 bits no row has it
+VERSION = re.compile(r"[0-9]{1,18}", re.ASCII)
+MAX_VERSION = 2**31 - 1
 
 # never a row's version: a write expecting it changes nothing, and is answered 412
 STALE = -1
@@ -51,7 +57,8 @@ def expected(rid: int, current: Callable[[], dict | None]) -> int | None:
     """The version a write must find, from If-Match: None when any version will do.
 
     If-Match uses the strong comparison: weak tags never match. A list naming several
-    versions of this row matches the current one if it is among them.
+    versions of this row matches the current one if it is among them. A tag whose
+    version is not a number a row can have is stale (412), never an error.
     """
     req = context.request()
     if "HTTP_IF_MATCH" not in req.environ or req.if_match.star_tag:
@@ -61,7 +68,7 @@ def expected(rid: int, current: Callable[[], dict | None]) -> int | None:
         if not strong:  # an empty tag (If-Match: ""), which Werkzeug gives as None
             continue
         rid_text, _, version = strong.partition("-")
-        if rid_text == str(rid) and version.isdigit():
+        if rid_text == str(rid) and VERSION.fullmatch(version) and int(version) <= MAX_VERSION:
             versions.add(int(version))
     if len(versions) > 1:
         row = current()

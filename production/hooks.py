@@ -38,3 +38,27 @@ def after_chain(hooks: Sequence[After]) -> After:
         return res
 
     return after_request
+
+
+def sync_once(app: flask.Flask):
+    """Flask's ensure_sync, remembered per function.
+
+    Flask passes every hook and view through `app.ensure_sync` on every request (an
+    `inspect.iscoroutinefunction` test each): with FlaskSimpleAuth's hooks and Kiva's,
+    11 per request, 6 % of an open GET's Python CPU (cProfile, bench/RESULTS.md). A
+    function's answer never changes: it is asked once, then looked up. Flask documents
+    ensure_sync as the method to override; the functions are the app's hooks, views
+    and handlers, a bounded set.
+    """
+    original = app.ensure_sync
+    known: dict[typing.Callable, typing.Callable] = {}
+
+    def ensure_sync(func: typing.Callable) -> typing.Callable:
+        try:
+            return known[func]
+        except KeyError:
+            return known.setdefault(func, original(func))
+        except TypeError:  # an unhashable callable: asked every time
+            return original(func)
+
+    app.ensure_sync = ensure_sync  # type: ignore[method-assign]

@@ -20,6 +20,11 @@ PROMETHEUS_MULTIPROC_DIR set by the operator wins, as is (emptying it is then th
 KIVA_METRICS_DIR is the parent folder of the group directories (default: the temporary
 folder).
 
+The parent folder (default /tmp/kiva-metrics-<uid>, a name anyone may create first) must
+be a real directory of this account: another account's (or a symbolic link) is refused
+at start, since its owner could read, change or delete the figures, or plant files; one
+of ours readable by others is made private (0700).
+
 GET /metrics answers an admin (FlaskSimpleAuth, any scheme), or a scraper that sends
 the token of KIVA_METRICS_TOKEN as `Authorization: Bearer <token>`: FlaskSimpleAuth's
 token scheme would refuse a bearer that is not one of its own tokens (401), so the
@@ -32,6 +37,7 @@ import hmac
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -76,10 +82,23 @@ def group_owner() -> int:
 GROUP = re.compile(r"^group-(\d+)-(\d*)$")
 
 
+def private_directory(path: str) -> None:
+    """Create path (0700), or check that it is a directory of this account, made 0700."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    found = os.lstat(path)
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid():
+        raise RuntimeError(
+            f"metrics folder {path}: not a directory of this account (uid {found.st_uid}): remove it,"
+            " or set KIVA_METRICS_DIR to a folder of this account"
+        )
+    if stat.S_IMODE(found.st_mode) & 0o077:
+        os.chmod(path, 0o700)
+
+
 def group_directory() -> str:
     """This process group's directory, created when missing; gone groups' removed."""
     base = os.environ.get("KIVA_METRICS_DIR") or os.path.join(tempfile.gettempdir(), f"kiva-metrics-{os.getuid()}")
-    os.makedirs(base, mode=0o700, exist_ok=True)
+    private_directory(base)
     for name in os.listdir(base):
         match = GROUP.match(name)
         if match and not alive(int(match[1]), match[2]):
@@ -183,9 +202,9 @@ def scrape_token() -> str | None:
 
 
 def start() -> flask.Response | None:
-    """Start the request's clock; answer GET /metrics with the scrape token here, as
-    FlaskSimpleAuth would refuse a bearer that is not one of its tokens."""
-    context.g().kiva_metrics_start = time.perf_counter()
+    """Answer GET /metrics with the scrape token here, as FlaskSimpleAuth would refuse a
+    bearer that is not one of its tokens. The latency's clock is audit.start_clock's,
+    started just before: one clock per request, not two."""
     req = context.request()
     if req.url_rule is not None and req.url_rule.rule == "/metrics" and req.method == "GET" and scrape_token():
         return exposition()
@@ -217,7 +236,7 @@ def count(res: flask.Response) -> flask.Response:
     route = req.url_rule.rule if req.url_rule is not None else UNMATCHED
     requests, latency = series(route, req.method if req.method in METHODS else "other", res.status_code)
     requests.inc()
-    begun = context.g().get("kiva_metrics_start")
+    begun = context.g().get("kiva_start")  # audit.start_clock's
     if begun is not None:
         latency.observe(time.perf_counter() - begun)
     if res.status_code == 401:

@@ -104,7 +104,7 @@ def init(engine: str, conn: str, data: list[str]) -> int:
 def main():
     parser = argparse.ArgumentParser(description="Kiva's schema migrations (yoyo-migrations)")
     parser.add_argument("--sqlite", action="store_true", help="CONN is a SQLite file")
-    parser.add_argument("conn", help="libpq connection string, or SQLite file with --sqlite")
+    parser.add_argument("conn", help="libpq connection string (-: from KIVA_MIGRATE_DB), or SQLite file with --sqlite")
     parser.add_argument("action", nargs="?", choices=["upgrade", "init", "version"], default="upgrade")
     parser.add_argument("data", nargs="*", help="init: data files to load after the schema")
     args = parser.parse_args()
@@ -112,6 +112,8 @@ def main():
         print(expected())
         return
     engine = "sqlite3" if args.sqlite else "psycopg"
+    if args.conn == "-":  # a connection string that may hold a password: never on a command line
+        args.conn = os.environ.get("KIVA_MIGRATE_DB") or parser.error("CONN -: KIVA_MIGRATE_DB is not set")
     if args.action == "upgrade":
         print(upgrade(engine, args.conn))
     elif args.action == "init":

@@ -24,7 +24,7 @@ import FlaskSimpleAuth as fsa
 import pydantic
 
 from model import Name, Price
-from production import VERSION, declared
+from production import VERSION, declared, ratelimit
 
 blueprint = fsa.Blueprint("openapi", __name__)
 
@@ -156,7 +156,7 @@ REASONS = {
     409: "conflict: the name is taken, or the resource is still referenced",
     412: "precondition failed: If-Match is not the current ETag, nothing changed",
     413: "body too large",
-    429: "too many failed logins: retry after Retry-After seconds",
+    429: "too many failed logins, or password hashes: retry after Retry-After seconds",
     503: "service unavailable (database down, or too many password checks): retry later",
 }
 HEADERS = {
@@ -299,7 +299,7 @@ def operation(app: fsa.Flask, rule, method: str, decl: declared.Declaration, sin
     statuses = {400} | sql_statuses
     if not is_open:
         statuses |= {401}
-    if not is_open and {"basic", "param"} & set(authn):
+    if not is_open and {"basic", "param"} & set(authn) or endpoint in ratelimit.HASHING_ENDPOINTS:
         statuses |= {429}
     if not is_open and authz != ["AUTH"] or method in WRITE_METHODS:
         statuses |= {403}

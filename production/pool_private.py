@@ -16,6 +16,12 @@ def holds_object(ref: Any) -> bool:
     return ref._has_obj()
 
 
+def held(ref: Any) -> Any:
+    """This thread's object (connection) of the reference's pool, or None: one look-up
+    where holds_object() then an attribute read through the proxy made two."""
+    return getattr(ref._local, "obj", None)
+
+
 def give_back(ref: Any) -> None:
     """Return this thread's object to the pool, for the next request."""
     ref._ret_obj()

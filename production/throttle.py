@@ -1,34 +1,55 @@
-"""Login throttling, by login and by client address, that can neither be dodged nor abused.
+"""Login throttling that can neither be dodged nor abused: by login and client, and a
+per-login budget whatever the number of clients, with device cookies for the owner.
 
-Every failed password check counts, once for its login and once for the client
-address (the connection's, see security.client_address), within a window
-(KIVA_THROTTLE_SECONDS, 300 s). A password check is refused (429, Retry-After)
-before bcrypt runs when:
+Every failed password check counts, once for its login and once for its client within
+a window (KIVA_THROTTLE_SECONDS, 300 s); the client is the connection's address (see
+security.client_address), an IPv6 one by its /64 (client_key: whoever has one address
+of a /64 usually has all 2^64 of them). It also counts, over a day-long window
+(KIVA_THROTTLE_BUDGET_SECONDS), against the login's budget when the client sent no
+device cookie of that login ('untrusted'), or against that device cookie ('device').
+A password check is refused (429, Retry-After) before bcrypt runs when:
 
-- the address failed KIVA_THROTTLE_ADDRESS_FAILURES (20) times: password spraying,
+- the client failed KIVA_THROTTLE_ADDRESS_FAILURES (20) times: password spraying,
   random logins, CPU exhaustion — whatever the logins;
-- the login failed KIVA_THROTTLE_FAILURES (5) times and this address failed too.
+- the login failed KIVA_THROTTLE_FAILURES (5) times and this client failed too;
+- with a device cookie of the login: that cookie failed KIVA_THROTTLE_DEVICE_FAILURES
+  (5) times within its day (a stolen cookie gives few guesses);
+- without one: the login failed KIVA_THROTTLE_LOGIN_BUDGET (50) times within its day
+  from clients without one, whatever their addresses.
 
-So guessing one login's password gets 5 tries per window, plus one per fresh
-address; and nobody can lock a user out for free: a throttled login still gets its
-password checked from an address that has not failed, where the right one works.
-A success resets the login's count, unless the login is throttled (else each of
-the victim's logins would give the attacker 5 more tries).
+So the guesses against one login are bounded whatever the number of addresses: at most
+the budget per day-long window from clients without a device cookie of it (at most twice
+the budget in any 24 hours, as two windows may meet), plus those of the cookies of the
+devices that logged in as it, which an attacker does not have (docs/authentication.md).
+Nobody locks a user out for free: a throttled login still gets its password checked from
+a client that has not failed, until the budget is spent; then from its owner's devices,
+and a token obtained before still works. A success resets the login's count, unless the
+login is throttled (else each of the victim's logins would give the attacker 5 more
+tries), and the device's; never the budget (the owner's logins would refill it).
+
+The device cookie (OWASP's "device cookie" pattern): after a successful password check
+without a valid one, the answer sets `kiva_device`, the login and a random id signed with
+the app's secret (itsdangerous), with its issue time: it is valid for KIVA_DEVICE_DAYS,
+for that login only, and dies with the login's password (issued before the last change).
 
 The counts live in the database (table AuthFailure), so every server process sees
 them; they are kept for unknown logins too (a 429 must not tell whether a login
 exists); windows that are over are deleted as new failures come, and only logins
 that could exist are counted (auth.password_check): the table stays small. The
-check costs no query: the counts come with the user row (auth.lookup).
+check costs no query without a device cookie: the counts come with the user row
+(auth.lookup); a device's count is one more query, only when one is sent.
 """
 
+import ipaddress
 import logging
 import math
+import os
 import time
 import typing
 
 import flask
 import FlaskSimpleAuth as fsa
+import itsdangerous
 
 from production import context
 from production.errors import DB_FAILURES
@@ -37,6 +58,7 @@ from production.security import client_address
 log = logging.getLogger("kiva.throttle")
 
 REFUSAL = "too many failed logins, retry later"
+DEVICE_COOKIE = "kiva_device"
 
 # the app's database (database.db), given by init_app: this layer is below database.py
 db: typing.Any = None
@@ -51,6 +73,20 @@ def settings() -> tuple[int, int, float]:
     )
 
 
+def client_key() -> str:
+    """The client as the throttle counts it: its address, an IPv6 one by its /64."""
+    address = client_address()
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:  # "-", or what a trusted proxy forwarded: counted as it is
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return address
+
+
 def in_window(failures: int | None, since: float | None, now: float, window: float) -> tuple[int, float]:
     """The failures of a window still open, and when it closes."""
     if failures and since is not None and since + window > now:
@@ -63,9 +99,32 @@ def login_throttled(row: dict, now: float) -> bool:
     return in_window(row["login_failures"], row["login_since"], now, window)[0] >= limit
 
 
-def check(login: str, row: dict):
+def serializer() -> itsdangerous.URLSafeTimedSerializer:
+    app = context.app()
+    return itsdangerous.URLSafeTimedSerializer(app.extensions["kiva_device_secret"], salt="kiva-device")
+
+
+def device(login: str, row: dict) -> str | None:
+    """The id of the request's device cookie if it is a valid one of this login: signed
+    by the app, not too old, issued after the login's last password change."""
+    cookie = context.request().cookies.get(DEVICE_COOKIE)
+    if not cookie or row["uid"] is None:
+        return None
+    days = context.app().config["KIVA_DEVICE_DAYS"]
+    try:
+        value, issued = serializer().loads(cookie, max_age=days * 86400, return_timestamp=True)
+    except itsdangerous.BadData:  # forged, altered, expired, not ours
+        return None
+    if not (isinstance(value, list) and len(value) == 2 and value[0] == login and isinstance(value[1], str)):
+        return None
+    return value[1] if issued.timestamp() >= row["pwchanged"] else None
+
+
+def check(login: str, row: dict, device_id: str | None):
     """Before a password is checked: refuse it (429) if the throttle says so."""
     limit, address_limit, window = settings()
+    config = flask.current_app.config
+    day = config["KIVA_THROTTLE_BUDGET_SECONDS"]
     now = time.time()
     login_failures, login_end = in_window(row["login_failures"], row["login_since"], now, window)
     address_failures, address_end = in_window(row["address_failures"], row["address_since"], now, window)
@@ -73,14 +132,27 @@ def check(login: str, row: dict):
         wait = address_end - now
     elif login_failures >= limit and address_failures:
         wait = min(login_end, address_end) - now
+    elif device_id is not None:
+        found = db.get_auth_failures(kind="device", name=device_id) or {"failures": None, "since": None}
+        failures, end = in_window(found["failures"], found["since"], now, day)
+        flask.g.kiva_device_failures = failures
+        if failures < config["KIVA_THROTTLE_DEVICE_FAILURES"]:
+            return
+        wait = end - now
     else:
-        return
+        failures, end = in_window(row["untrusted_failures"], row["untrusted_since"], now, day)
+        if failures < config["KIVA_THROTTLE_LOGIN_BUDGET"]:
+            return
+        wait = end - now
     raise fsa.ErrorResponse(REFUSAL, 429, headers={"Retry-After": str(max(math.ceil(wait), 1))})
 
 
-def record(login: str, row: dict, ok: bool):
+def record(login: str, row: dict, ok: bool, device_id: str | None):
     """After a password check: remember its outcome, written once the request is over."""
-    flask.g.setdefault("kiva_password_checks", []).append((login, ok, login_throttled(row, time.time()), row))
+    outcome = (login, ok, login_throttled(row, time.time()), row, device_id)
+    flask.g.setdefault("kiva_password_checks", []).append(outcome)
+    if ok and device_id is None:
+        flask.g.kiva_new_device = login
 
 
 def count(res: flask.Response) -> flask.Response:
@@ -89,15 +161,25 @@ def count(res: flask.Response) -> flask.Response:
     if not outcomes:
         return res
     _, _, window = settings()
+    day = flask.current_app.config["KIVA_THROTTLE_BUDGET_SECONDS"]
     try:
-        for login, ok, throttled, row in outcomes:
+        for login, ok, throttled, row, device_id in outcomes:
             now = time.time()
             if not ok:
-                for kind, name in (("login", login), ("address", client_address())):
-                    db.add_auth_failure(kind=kind, name=name, now=now, start=now - window)
-                db.purge_auth_failures(start=now - window)
-            elif row["login_failures"] and not throttled:
+                # the budget of the login, or the device's own: each over its day
+                daily = ("device", device_id) if device_id is not None else ("untrusted", login)
+                for kind, name, start in (
+                    ("login", login, now - window),
+                    ("address", client_key(), now - window),
+                    (*daily, now - day),
+                ):
+                    db.add_auth_failure(kind=kind, name=name, now=now, start=start)
+                db.purge_auth_failures(start=now - window, day_start=now - day)
+                continue
+            if row["login_failures"] and not throttled:
                 db.del_auth_failures(kind="login", name=login)
+            if device_id is not None and flask.g.get("kiva_device_failures"):
+                db.del_auth_failures(kind="device", name=device_id)
         db.commit()
     except DB_FAILURES as e:  # counting must not turn an answer into an error (nor a 500)
         log.error(f"login throttling: {e}")
@@ -105,10 +187,34 @@ def count(res: flask.Response) -> flask.Response:
     return res
 
 
+def device_cookie(res: flask.Response) -> flask.Response:
+    """A successful password check without a device cookie of its login: set one."""
+    login = context.g().get("kiva_new_device")
+    if login is None or res.status_code >= 400:
+        return res
+    days = context.app().config["KIVA_DEVICE_DAYS"]
+    res.set_cookie(
+        DEVICE_COOKIE,
+        serializer().dumps([login, os.urandom(16).hex()]),
+        max_age=days * 86400,
+        secure=context.request().is_secure,
+        httponly=True,
+        samesite="Strict",
+    )
+    return res
+
+
 def init_app(app: flask.Flask, database: typing.Any):
-    """The settings and the database (app.py runs `count` after the request's transaction)."""
+    """The settings and the database (app.py runs `count` and `device_cookie` after the
+    request's transaction)."""
     global db
     db = database
     app.config.setdefault("KIVA_THROTTLE_FAILURES", 5)
     app.config.setdefault("KIVA_THROTTLE_ADDRESS_FAILURES", 20)
     app.config.setdefault("KIVA_THROTTLE_SECONDS", 300.0)
+    app.config.setdefault("KIVA_THROTTLE_LOGIN_BUDGET", 50)
+    app.config.setdefault("KIVA_THROTTLE_BUDGET_SECONDS", 86400.0)
+    app.config.setdefault("KIVA_THROTTLE_DEVICE_FAILURES", 5)
+    app.config.setdefault("KIVA_DEVICE_DAYS", 365)
+    # the token secret (shared by every process in production); else one of this process
+    app.extensions["kiva_device_secret"] = app.config.get("FSA_TOKEN_SECRET") or os.urandom(32).hex()

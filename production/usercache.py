@@ -1,65 +1,81 @@
 """The shared cache of authentication look-ups for several servers: Redis (KIVA_REDIS).
 
 Off by default: without KIVA_REDIS every call loads from the database, as before.
-With it, the user rows behind authentication and groups (auth.lookup with its
-throttling counts, auth.user_row without them, for tokens) and the object-permission
-answers are kept in Redis for all the processes of all the nodes, and stay fresh
-through versioned keys rather than deletions:
+With it, the user rows behind tokens and groups (auth.user_row: uid, login,
+isadmin, pwchanged; never a password hash: password checks and their throttling
+counts always read the database) and the object-permission answers are kept in
+Redis for all the processes of all the nodes. Redis is a trust boundary: anything
+read from it is input (docs/shared-cache.md has the design and its bounds).
 
-- every entry is stored with the generations of what it depends on, read in the
-  same MGET as the entry: `gen:users` (any change to users), `gen:login:<login>`
-  and `gen:address:<address>` (the login-throttling counts of the login and of the
-  client address, which come with the user row), `gen:owned:<oid>` (an object). An entry whose
-  generations are not the current ones is a miss, so a bump invalidates at once
-  everything that depends on it, on every node;
-- a write bumps the generations it touches after its transaction is committed
-  (an after-request hook): a request that read the old row before the commit
-  stores it under the old generation, where nobody will read it. The writes are
-  found by route, not by call site: any successful write of the `users` blueprint
-  bumps `gen:users` (password change, demotion, deletion, replacement…), any
-  successful write of the `owned` blueprint bumps its object's generation, and a
-  refused request (a failed password check may be behind it), or one whose row had
-  failures (a success resets them), bumps its logins' and address's generations;
-- Redis unreachable (or too slow: 0.25 s): the request falls back to the database,
-  and this process stops using Redis for a second at a time. An invalidation it
-  could not make must not be lost: before using Redis again, the process bumps
-  `gen:users`, on which every entry depends (the equivalent of a flush, atomic).
-  Redis runs without persistence: a restarted one is empty. Entries also expire
-  (TTL) to bound what a partition could leave: a node cut off from Redis while
-  the others still reach it could not invalidate for them until it reconnects.
+- Authenticated entries: each is `<HMAC>.<JSON>`, the HMAC-SHA256 of the key and
+  the JSON under a key derived from APP_SECRET. A forged, altered or moved entry
+  (another key's) is a miss: the database answers, and the entry is replaced.
+- Versioned keys, not deletions: an entry holds the generations it depends on
+  (`generation:users`: every user; `generation:owned:<oid>`: an object), as read in the same MGET
+  *before* its value was loaded. A generation is a random value, never a counter: a
+  missing one (evicted by allkeys-lru, a restarted Redis, a flush) is a miss, and is
+  created anew before the load, so that no old entry can ever match again.
+- Bumps after the commit, on real changes only: a write of the users blueprint to
+  an existing user (not /login, /register, POST /users: a new user has no entry), a
+  write to an object, and also such a write whose outcome is unknown (a 5xx: the
+  commit may have happened). `python -m production.usercache flush` (a restore, DB_INIT) bumps
+  `generation:users`, on which every entry depends.
+- A failed bump is not lost: this process stops using the cache (the database
+  answers) and a thread of its own retries (every RETRY seconds, or at once after a
+  timeout) until it lands.
+- Every entry also carries the time its generations were read, under its HMAC:
+  it is refused MAX_AGE seconds later, whatever Redis says, which bounds what a
+  writer dying before its bump landed could leave (and any replay).
+- Redis unreachable or slow (TIMEOUT): the database answers, and this process
+  stops trying Redis for PAUSE seconds.
 
 Only positive answers are cached: an unknown login, a missing object (None) are
 read from the database each time, so creating them needs no invalidation.
 """
 
 import datetime
+import hashlib
+import hmac
 import json
 import logging
+import os
+import secrets
+import sys
 import threading
 import time
+import typing
 from collections.abc import Callable
 from typing import Any
 
 import flask
 import redis
 
-from production import context
-
 log = logging.getLogger("kiva.usercache")
 
 PREFIX = "kiva:"
-TTL = 60  # seconds: the bound on staleness if an invalidation could not reach Redis
-GENERATION_TTL = 2 * TTL  # longer than any entry that could depend on an older value
+MAX_AGE = 30.0  # seconds an entry is trusted after its generations were read (docs/shared-cache.md)
+MAX_SKEW = 1.0  # seconds an entry may seem to come from the future (the nodes' clocks differ)
+TTL = int(MAX_AGE) + 1  # Redis forgets an entry once no node would trust it
+GENERATION_TTL = 3600  # per-object generations do not pile up: a missing one is a miss anyway
 TIMEOUT = 0.25  # seconds: a slower Redis counts as down, the database answers
 PAUSE = 1.0  # seconds without Redis after a failure
+RETRY = 0.1  # seconds between two attempts of a bump that failed
 READ_ONLY_METHODS = {"GET", "HEAD", "OPTIONS"}
-USERS_GENERATION = "gen:users"
+USERS_GENERATION = "generation:users"
+# the key of the entries' HMACs: derived from APP_SECRET, for this use only
+KEY_LABEL = b"kiva shared cache entries, v1"
+# routes of the users blueprint that change no existing user (a new user has no entry)
+NO_USER_CHANGE = {"users.post_register", "users.get_login", "users.post_users"}
+
+
+def new_generation() -> str:
+    return secrets.token_hex(8)
 
 
 class Cache:
-    """A Redis connection pool and this process's view of Redis's health."""
+    """A Redis connection pool, the key of the entries, this process's view of Redis."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, secret: str):
         # no retries inside redis-py: a failure falls back to the database at once
         self.redis = redis.Redis.from_url(
             url,
@@ -67,51 +83,111 @@ class Cache:
             socket_connect_timeout=TIMEOUT,
             retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),
         )
+        self.key = hmac.new(secret.encode(), KEY_LABEL, hashlib.sha256).digest()
         self.lock = threading.Lock()
         self.retry_at = 0.0  # time.monotonic() before which Redis is not tried
-        self.missed = False  # an invalidation may have been missed: bump before any use
+        self.pending: set[str] = set()  # bumps not made yet: the cache is not trusted meanwhile
+        self.retrier: threading.Thread | None = None
 
-    def failed(self, e: Exception):
-        log.warning(f"redis unavailable, using the database: {e!r}")
+    def failed(self, e: Exception, quiet: bool = False):
+        if not quiet:
+            log.warning(f"redis unavailable, using the database: {e!r}")
         with self.lock:
-            self.missed = True
             self.retry_at = time.monotonic() + PAUSE
 
     def usable(self) -> bool:
-        """Is Redis to be used now? Makes up for missed invalidations first."""
+        """Is the cache to be used now? Not while Redis failed lately, nor while an
+        invalidation of this process has not reached it."""
         with self.lock:
-            if time.monotonic() < self.retry_at:
-                return False
-            missed = self.missed
-        if missed:
-            try:
-                self.redis.incr(PREFIX + USERS_GENERATION)
-            except redis.RedisError as e:
-                self.failed(e)
-                return False
-            with self.lock:
-                self.missed = False
-            log.info("redis back: every cached entry invalidated (missed invalidations)")
-        return True
+            return not self.pending and time.monotonic() >= self.retry_at
+
+    def mac(self, key: str, payload: bytes) -> bytes:
+        return hmac.new(self.key, key.encode() + b"\n" + payload, hashlib.sha256).hexdigest().encode()
+
+    def seal(self, key: str, value: Any, gens: list[bytes], as_of: float) -> bytes:
+        payload = encode({"gens": [g.decode() for g in gens], "at": as_of, "value": value}).encode()
+        return self.mac(key, payload) + b"." + payload
+
+    def open(self, key: str, entry: bytes, gens: list[bytes], now: float) -> tuple[bool, Any]:
+        """(True, value) for a genuine entry of this key, under these generations, young enough."""
+        mac, dot, payload = entry.partition(b".")
+        if not dot or not hmac.compare_digest(mac, self.mac(key, payload)):
+            log.warning(f"{key}: entry refused, not authenticated (forged or altered)")
+            return False, None
+        try:
+            stored = decode(payload)
+            fresh = -MAX_SKEW <= now - stored["at"] <= MAX_AGE
+            if fresh and stored["gens"] == [g.decode() for g in gens]:
+                return True, stored["value"]
+        except (ValueError, KeyError, TypeError) as e:  # an older format: a miss
+            log.warning(f"{key}: unreadable entry: {e!r}")
+        return False, None
+
+    def generations(self, names: list[str], gens: list[bytes | None]) -> list[bytes]:
+        """The generations read, the missing ones created (or another process's, if it
+        created them meanwhile): before the load, like the ones read."""
+        missing = [name for name, gen in zip(names, gens, strict=True) if gen is None]
+        created = {name: new_generation().encode() for name in missing}
+        with self.redis.pipeline(transaction=False) as pipe:
+            for name in missing:
+                ex = None if name == PREFIX + USERS_GENERATION else GENERATION_TTL
+                pipe.set(name, created[name], nx=True, get=True, ex=ex)
+            found = dict(zip(missing, pipe.execute(), strict=True))
+        return [gen if gen is not None else found[name] or created[name] for name, gen in zip(names, gens, strict=True)]
 
     def bump(self, generations: set[str]):
+        """Give these generations new values; kept and retried until done if Redis fails."""
         if not generations:
             return
-        if not self.usable():  # the pending bump of gen:users will cover these
-            with self.lock:
-                self.missed = True
-            return
+        with self.lock:
+            self.pending |= generations
+            wait = self.retrier is not None or time.monotonic() < self.retry_at
+        if wait or not self.make_pending():
+            self.start_retrier()
+
+    def make_pending(self, quiet: bool = False) -> bool:
+        """One attempt at the pending bumps; whether none is left."""
+        with self.lock:
+            gens = set(self.pending)
         try:
             with self.redis.pipeline(transaction=False) as pipe:
-                for gen in sorted(generations):
-                    pipe.incr(PREFIX + gen)
-                    if gen != USERS_GENERATION:
-                        # per-login and per-object counters do not pile up: one back at 0
-                        # after GENERATION_TTL finds no entry stored since its last bump
-                        pipe.expire(PREFIX + gen, GENERATION_TTL)
+                for gen in sorted(gens):
+                    pipe.set(PREFIX + gen, new_generation(), ex=None if gen == USERS_GENERATION else GENERATION_TTL)
                 pipe.execute()
         except redis.RedisError as e:
-            self.failed(e)
+            self.failed(e, quiet)
+            return False
+        with self.lock:
+            self.pending -= gens
+            self.retry_at = 0.0  # Redis answered: no need to wait for PAUSE
+            return not self.pending
+
+    def start_retrier(self):
+        with self.lock:
+            if self.retrier is not None:
+                return
+            self.retrier = threading.Thread(target=self.retry, name="kiva-cache-bump", daemon=True)
+        self.retrier.start()
+
+    def retry(self):
+        """The retrying thread: ends once nothing is pending (checked under the lock)."""
+        attempts = 0
+        while True:
+            attempts += 1
+            started = time.monotonic()
+            try:
+                done = self.make_pending(quiet=attempts > 1)
+            except Exception:  # never a dead thread leaving the process without its cache
+                log.exception("redis: a bump failed unexpectedly, retrying")
+                done = False
+            if done:
+                with self.lock:
+                    if not self.pending:
+                        self.retrier = None
+                        log.info(f"redis: missed invalidations made ({attempts} attempts), the cache trusted again")
+                        return
+            else:  # at once after a timeout: an attempt is always on its way to a frozen Redis
+                time.sleep(max(0.0, RETRY - (time.monotonic() - started)))
 
 
 cache: Cache | None = None
@@ -134,26 +210,26 @@ def decode(text: bytes | str) -> Any:
 
 
 def cached(key: str, generations: list[str], load: Callable[[], Any], keep: Callable[[Any], bool]) -> Any:
-    """The value of key if stored under the current generations, else load() (stored if keep)."""
+    """The value of key if a genuine entry under the current generations, else load()
+    (stored if keep)."""
     if cache is None or not cache.usable():
         return load()
+    names = [PREFIX + g for g in generations]
     try:
-        *gens, entry = cache.redis.mget([PREFIX + g for g in generations] + [PREFIX + key])
+        *gens, entry = typing.cast(list[bytes | None], cache.redis.mget(names + [PREFIX + key]))
+        as_of = time.time()  # the generations' time: the load comes after it
+        if entry is not None and None not in gens:
+            found, value = cache.open(key, entry, typing.cast(list[bytes], gens), as_of)
+            if found:
+                return value
+        current = cache.generations(names, gens) if None in gens else typing.cast(list[bytes], gens)
     except redis.RedisError as e:
         cache.failed(e)
         return load()
-    current = [int(g or 0) for g in gens]
-    if entry is not None:
-        try:
-            stored = decode(entry)
-            if stored["gens"] == current:
-                return stored["value"]
-        except (ValueError, KeyError, TypeError) as e:  # not ours, or an older format: a miss
-            log.warning(f"{key}: unreadable entry: {e!r}")
     value = load()
     if keep(value):
         try:
-            cache.redis.set(PREFIX + key, encode({"gens": current, "value": value}), ex=TTL)
+            cache.redis.set(PREFIX + key, cache.seal(key, value, current, as_of), ex=TTL)
         except redis.RedisError as e:
             cache.failed(e)
         except TypeError as e:  # a column type JSON cannot carry: not cached
@@ -161,48 +237,37 @@ def cached(key: str, generations: list[str], load: Callable[[], Any], keep: Call
     return value
 
 
-def user(login: str, address: str, load: Callable[[], dict]) -> dict:
-    """auth.lookup's user row of an existing login, with the throttling counts of the
-    login and of the client address (the key has both; an address holds no "|")."""
-    generations = [USERS_GENERATION, f"gen:login:{login}", f"gen:address:{address}"]
-    row = cached(f"user:{login}|{address}", generations, load, lambda r: r is not None and r["uid"] is not None)
-    g = context.g()
-    g.setdefault("kiva_cache_addresses", set()).add(address)
-    if row and row["uid"] is not None:  # unknown logins are never cached: nothing to invalidate
-        g.setdefault("kiva_cache_logins", set()).add(login)
-    if row and (row.get("login_failures") or row.get("address_failures")):  # a success resets them
-        g.kiva_cache_failures = True
-    return row
-
-
 def user_row(login: str, load: Callable[[], dict | None]) -> dict | None:
-    """auth.user_row's row of an existing login, without throttling counts (no address
-    in the key); a change of any user bumps USERS_GENERATION (changed_generations)."""
-    return cached(f"row:{login}", [USERS_GENERATION, f"gen:login:{login}"], load, lambda r: r is not None)
+    """auth.user_row's row of an existing login (tokens, groups), without its password
+    hash, which never goes to Redis; a change to any user bumps USERS_GENERATION."""
+
+    def without_hash() -> dict | None:
+        row = load()
+        return None if row is None else {k: v for k, v in row.items() if k != "pword"}
+
+    return cached(f"row:{login}", [USERS_GENERATION], without_hash, lambda r: r is not None)
 
 
 def permission(kind: str, ident: int, login: str, load: Callable[[], bool | None]) -> bool | None:
-    """An object-permission answer (True, False; None for no such object, not cached)."""
-    generations = [USERS_GENERATION, f"gen:{kind}:{ident}"]
+    """An object-permission answer (True, False; None for no such object, not cached).
+    A user's record changes with the users (generation:users), an object with itself."""
+    generations = [USERS_GENERATION] if kind == "user" else [USERS_GENERATION, f"generation:{kind}:{ident}"]
     return cached(f"perm:{kind}:{ident}:{login}", generations, load, lambda v: v is not None)
 
 
 def changed_generations(res: flask.Response) -> set[str]:
-    """What this request's writes invalidate, from its route, method and status."""
+    """What this request's writes invalidate, from its route, method and status: a
+    success, or a server error (the commit may have happened), of a write that can
+    change an existing user or object; a 4xx was rolled back."""
     request = flask.request
-    gens: set[str] = set()
-    if res.status_code >= 400 or flask.g.get("kiva_cache_failures"):
-        # a refusal may follow a failed password check (401, 429, or 403 for a wrong
-        # `current` password), counted by throttle.py for the login and the address
-        gens |= {f"gen:login:{login}" for login in flask.g.get("kiva_cache_logins", ())}
-        gens |= {f"gen:address:{address}" for address in flask.g.get("kiva_cache_addresses", ())}
-    if request.method not in READ_ONLY_METHODS and res.status_code < 400:
-        view_args = request.view_args or {}
-        if request.blueprint == "users":
-            gens.add(USERS_GENERATION)
-        elif request.blueprint == "owned" and "oid" in view_args:
-            gens.add(f"gen:owned:{view_args['oid']}")
-    return gens
+    if request.method in READ_ONLY_METHODS or 400 <= res.status_code < 500:
+        return set()
+    view_args = request.view_args or {}
+    if request.blueprint == "users" and request.endpoint not in NO_USER_CHANGE:
+        return {USERS_GENERATION}
+    if request.blueprint == "owned" and "oid" in view_args:
+        return {f"generation:owned:{view_args['oid']}"}
+    return set()
 
 
 def invalidate(res: flask.Response) -> flask.Response:
@@ -218,5 +283,34 @@ def init_app(app: flask.Flask):
     url = app.config.get("KIVA_REDIS")
     if not url:
         return
-    cache = Cache(url)
+    # the servers' shared secret (APP_SECRET): without it no node could trust another's entries
+    secret = app.config.get("FSA_TOKEN_SECRET")
+    if not secret:
+        raise RuntimeError("KIVA_REDIS needs APP_SECRET: the key of the shared cache's entries")
+    cache = Cache(url, secret)
     log.info(f"shared cache: redis at {url.split('@')[-1]}")
+
+
+def flush(url: str, attempts: int = 20) -> bool:
+    """Invalidate every entry (after a restore, DB_INIT): `generation:users` anew, retried."""
+    client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    for attempt in range(attempts):
+        try:
+            client.set(PREFIX + USERS_GENERATION, new_generation())
+            return True
+        except redis.RedisError as e:
+            if attempt == attempts - 1:
+                print(f"shared cache not flushed: {e!r}", file=sys.stderr)
+            time.sleep(0.5)
+    return False
+
+
+if __name__ == "__main__":  # python -m production.usercache flush, with KIVA_REDIS in the environment
+    if sys.argv[1:] != ["flush"]:
+        sys.exit("usage: python -m production.usercache flush")
+    if not os.environ.get("KIVA_REDIS"):
+        print("no shared cache (KIVA_REDIS): nothing to flush")
+    elif flush(os.environ["KIVA_REDIS"]):
+        print("shared cache flushed: every entry invalidated")
+    else:
+        sys.exit(f"the shared cache could not be flushed: its entries may be trusted for {MAX_AGE:.0f} s more")

@@ -14,6 +14,14 @@ and the two are renamed (deploy/restore-switch.sql): the old one is kept as
 <db>_before_<time>. The app's connection string does not change; its connections,
 ended, are opened again by the app on its next requests (database.py).
 
+Secrets at rest: backups hold the users table with its password hashes. The folder of
+backups is made 0700 (refused if another account owns it), and every file written there
+(dump, manifest) is 0600, whatever the umask. No password on a command line, where any
+local account sees it (ps, /proc): CONN "-" is read from the environment variable
+BACKUP_DB (as make backup passes it), and pg_dump, pg_restore and psql get the
+connection through libpq's environment variables (PGHOST, PGPASSWORD…), never `-d CONN`.
+A password is best kept in a PGPASSFILE (~/.pgpass, 0600) and out of CONN altogether.
+
 SQLite: the online backup API (sqlite3.Connection.backup) copies a consistent snapshot
 while the app runs; the manifest is computed from the copy. A restore copies the
 backup to a new file, checks it, then copies it into the app's file with the same API,
@@ -26,6 +34,7 @@ import datetime
 import json
 import os
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -57,6 +66,49 @@ def tool(name: str) -> str:
     return os.path.join(PG_BIN, name) if PG_BIN else name
 
 
+# libpq's connection parameters and the environment variables that carry them
+LIBPQ_ENV = {
+    "host": "PGHOST",
+    "hostaddr": "PGHOSTADDR",
+    "port": "PGPORT",
+    "dbname": "PGDATABASE",
+    "user": "PGUSER",
+    "password": "PGPASSWORD",
+    "passfile": "PGPASSFILE",
+    "service": "PGSERVICE",
+    "options": "PGOPTIONS",
+    "application_name": "PGAPPNAME",
+    "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "sslcrl": "PGSSLCRL",
+    "channel_binding": "PGCHANNELBINDING",
+    "gssencmode": "PGGSSENCMODE",
+    "connect_timeout": "PGCONNECT_TIMEOUT",
+    "target_session_attrs": "PGTARGETSESSIONATTRS",
+}
+
+
+def libpq_env(conn: str) -> dict[str, str]:
+    """The environment of a PostgreSQL tool connecting with CONN: no secret in its arguments."""
+    env = dict(os.environ)  # what CONN does not say comes from there, as for psycopg
+    for key, value in psycopg.conninfo.conninfo_to_dict(conn).items():
+        if key not in LIBPQ_ENV:
+            raise SystemExit(f"connection parameter {key}: not passed to the PostgreSQL tools (use a service file)")
+        env[LIBPQ_ENV[key]] = str(value)
+    return env
+
+
+def private_folder(folder: str):
+    """The folder of backups, created 0700, or one of this account's made 0700."""
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    found = os.lstat(folder)
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid():
+        raise SystemExit(f"{folder}: not a folder of this account: backups hold password hashes")
+    os.chmod(folder, 0o700)
+
+
 def backup_pg(conn: str, folder: str) -> dict:
     with psycopg.connect(conn) as db:
         db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -64,7 +116,7 @@ def backup_pg(conn: str, folder: str) -> dict:
         schema = schema_version("psycopg", db)
         path = os.path.join(folder, f"kiva-{stamp()}-schema{schema}.dump")
         start = time.monotonic()
-        dump = subprocess.Popen([tool("pg_dump"), "-Fc", f"--snapshot={exported}", "-f", path, "-d", conn])  # noqa: S603
+        dump = subprocess.Popen([tool("pg_dump"), "-Fc", f"--snapshot={exported}", "-f", path], env=libpq_env(conn))  # noqa: S603
         tables = {t: list(snapshot.table_snapshot("psycopg", db, t)) for t in snapshot.tables("psycopg", db)}
         if dump.wait() != 0:
             raise SystemExit(f"pg_dump failed ({dump.returncode})")
@@ -88,12 +140,17 @@ def backup_sqlite(conn: str, folder: str) -> dict:
 
 
 def backup(engine: str, conn: str, folder: str) -> dict:
-    os.makedirs(folder, exist_ok=True)
-    manifest = backup_sqlite(conn, folder) if engine == "sqlite3" else backup_pg(conn, folder)
-    manifest["bytes"] = os.path.getsize(manifest["file"])
-    manifest["rows"] = sum(count for count, _ in manifest["tables"].values())
-    with open(manifest["file"] + ".json", "w") as out:
-        json.dump(manifest, out, indent=1)
+    private_folder(folder)
+    # every file created from here on (pg_dump's too: it inherits it) is 0600
+    umask = os.umask(0o077)
+    try:
+        manifest = backup_sqlite(conn, folder) if engine == "sqlite3" else backup_pg(conn, folder)
+        manifest["bytes"] = os.path.getsize(manifest["file"])
+        manifest["rows"] = sum(count for count, _ in manifest["tables"].values())
+        with open(manifest["file"] + ".json", "w") as out:
+            json.dump(manifest, out, indent=1)
+    finally:
+        os.umask(umask)
     return manifest
 
 
@@ -106,7 +163,7 @@ def verify(engine: str, conn: str, manifest: dict):
 
 
 def psql(conn: str, *args: str):
-    subprocess.run([tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", conn, *args], check=True)  # noqa: S603
+    subprocess.run([tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", *args], env=libpq_env(conn), check=True)  # noqa: S603
 
 
 def restore_pg(conn: str, manifest: dict) -> dict:
@@ -119,7 +176,8 @@ def restore_pg(conn: str, manifest: dict) -> dict:
     with psycopg.connect(admin, autocommit=True) as db:
         db.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(new)))
     restored = subprocess.run(  # noqa: S603
-        [tool("pg_restore"), "--exit-on-error", "--single-transaction", "-d", target, manifest["file"]]
+        [tool("pg_restore"), "--exit-on-error", "--single-transaction", "-d", new, manifest["file"]],
+        env=libpq_env(target),  # -d: the database's name only, the rest (and any password) from there
     )
     if restored.returncode != 0:
         with psycopg.connect(admin, autocommit=True) as db:
@@ -163,14 +221,28 @@ def restore(engine: str, conn: str, path: str) -> dict:
     return restore_sqlite(conn, manifest) if engine == "sqlite3" else restore_pg(conn, manifest)
 
 
+def flush_shared_cache():
+    """The app's shared cache (KIVA_REDIS, if set) forgets the replaced database's rows
+    (docs/shared-cache.md); otherwise its entries are trusted for usercache.MAX_AGE more."""
+    if os.environ.get("KIVA_REDIS"):
+        from production import usercache  # its flask and redis: only when there is a cache
+
+        if not usercache.flush(os.environ["KIVA_REDIS"]):
+            print(f"restore: WARNING: the shared cache was not flushed ({usercache.MAX_AGE:.0f} s of stale entries)")
+
+
 def main():
     parser = argparse.ArgumentParser(description="Kiva's database backups and restores")
     parser.add_argument("action", choices=["backup", "restore"])
     parser.add_argument("--sqlite", action="store_true", help="CONN is a SQLite file")
-    parser.add_argument("conn", help="libpq connection string of a superuser, or SQLite file with --sqlite")
+    parser.add_argument(
+        "conn", help="libpq connection string of a superuser (-: from BACKUP_DB), or SQLite file with --sqlite"
+    )
     parser.add_argument("path", help="backup: the folder of backups; restore: the backup file")
     args = parser.parse_args()
     engine = "sqlite3" if args.sqlite else "psycopg"
+    if args.conn == "-":  # a connection string that may hold a password: never on a command line
+        args.conn = os.environ.get("BACKUP_DB") or parser.error("CONN -: BACKUP_DB is not set")
     if args.action == "backup":
         manifest = backup(engine, args.conn, args.path)
         print(
@@ -179,6 +251,7 @@ def main():
         )
     else:
         done = restore(engine, args.conn, args.path)
+        flush_shared_cache()
         print(
             f"restore: {args.path} into {done['database']}: restored in {done['restore']:.2f} s, "
             f"verified in {done['verify']:.2f} s, switched in {done['switch']:.3f} s"

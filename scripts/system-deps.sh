@@ -15,6 +15,8 @@ packages=(
   python3 python3-venv
   # make deploy and the end-to-end checks: rsync, Apache httpd + mod_wsgi (Debian's)
   rsync apache2 libapache2-mod-wsgi-py3
+  # the logs' rotation (rotatelogs)
+  apache2-utils
   # test-apache: the TLS template checked with a throw-away certificate
   openssl
   # the load balancer, connection pooler, shared cache, metrics, browser and backup checks

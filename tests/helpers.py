@@ -6,14 +6,14 @@ backend) and against a live server (FLASK_TESTER_APP=http://host:port[/prefix]).
 """
 
 import base64
-import concurrent.futures
+import contextlib
 import datetime
 import hashlib
+import json
 import logging
 import os
 import re
 import sqlite3
-import threading
 import time
 import uuid
 
@@ -47,22 +47,30 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+# the realm field of the server's tokens: the app's name and the token lifetime (app.conf)
+TOKEN_REALM = f"kiva/{float(os.environ.get('APP_TOKEN_MINUTES', '60')):g}m"
+
+
 def token_limit(token: str) -> datetime.datetime:
-    """The expiry of a FlaskSimpleAuth token "realm:login:limit:signature" (UTC)."""
+    """The expiry of a FlaskSimpleAuth token "realm/<lifetime>m:login:limit:signature" (UTC)."""
     limit = token.split(":")[2]
     return datetime.datetime.strptime(limit, "%Y%m%d%H%M%S").replace(tzinfo=datetime.UTC)
 
 
-def forge_token(login: str, minutes: float = 60, realm: str = "kiva", secret: str | None = None) -> str:
-    """A FlaskSimpleAuth token "realm:login:limit:signature", signed like the server does.
+def forge_token(
+    login: str, minutes: float = 60, realm: str = "kiva", secret: str | None = None, lifetime: float | None = None
+) -> str:
+    """A FlaskSimpleAuth token "realm/<lifetime>m:login:limit:signature", signed like the
+    server does, expiring in `minutes`; its lifetime is the server's (APP_TOKEN_MINUTES) unless given.
 
     The tests know the server's secret (APP_SECRET, a test-only value set by the
     Makefile): they can make expired tokens or tokens for another realm without waiting.
     """
     secret = secret or os.environ.get("APP_SECRET")
     assert secret, "APP_SECRET must be set for the token tests (make check sets it)"
+    lifetime = lifetime if lifetime is not None else float(os.environ.get("APP_TOKEN_MINUTES", "60"))
     when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=minutes)
-    data = f"{realm}:{login}:{when:%Y%m%d%H%M%S}"
+    data = f"{realm}/{lifetime:g}m:{login}:{when:%Y%m%d%H%M%S}"
     signature = hashlib.blake2s(f"{data}:{secret}".encode()).digest()[:16].hex()
     return f"{data}:{signature}"
 
@@ -132,9 +140,9 @@ class Raw:
         if EXTERNAL:
             res = self.session.request(method, os.environ["FLASK_TESTER_APP"] + path, timeout=30, **kwargs)
             try:
-                res.json_body = res.json()
+                res.json_body = res.json()  # type: ignore[attr-defined]  # as the Flask one below
             except ValueError:
-                res.json_body = None
+                res.json_body = None  # type: ignore[attr-defined]
             return res
         res = self.client.open(path, method=method, **kwargs)
         res.json_body = res.get_json(silent=True)
@@ -198,40 +206,6 @@ class AuditLog:
         return found
 
 
-def overlapped(lines: list[dict]) -> bool:
-    """Whether the server had all these requests in flight at one moment: its audit
-    lines (end time, duration) prove it, whatever the client believed it sent."""
-    return len(lines) > 1 and max(line["start"] for line in lines) < min(line["end"] for line in lines)
-
-
-def in_parallel(requests: list[tuple[str, str, dict]]) -> tuple[list[tuple[int, dict | None]], bool]:
-    """Send requests at the same time, each from its own thread and connection.
-
-    Returns (status, JSON body) in order, and whether the server's audit lines show
-    them all in flight at once (a barrier only starts them together: the server may
-    still serve one after the other).
-    """
-    barrier = threading.Barrier(len(requests))
-    audit = AuditLog()
-
-    def send(method: str, path: str, kwargs: dict):
-        raw = Raw()
-        barrier.wait()
-        res = raw.request(method, path, **kwargs)
-        return res.status_code, res.json_body
-
-    try:
-        with concurrent.futures.ThreadPoolExecutor(len(requests)) as pool:
-            futures = [pool.submit(send, *request) for request in requests]
-            results = [f.result() for f in futures]
-        paths = {(method, path) for method, path, _ in requests}
-        lines = [line for line in audit.lines() if (line["method"], line["path"]) in paths]
-        assert len(lines) == len(requests), lines
-        return results, overlapped(lines)
-    finally:
-        audit.close()
-
-
 #
 # the route table: every (method, rule) the app serves, from the app module itself
 #
@@ -291,3 +265,95 @@ def database_counts() -> dict[str, int] | None:
         with psycopg.connect(os.environ["KIVA_DB"], autocommit=True) as pg:
             return {t: pg.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in SEED_TABLES}  # type: ignore  # noqa: S608
     return None
+
+
+#
+# another server process on the same database, with another configuration
+#
+
+OTHER_APP_PRELUDE = """
+import json, sys
+sys.path.insert(0, {here!r})
+from app import app
+client = app.test_client()
+results = []
+def out(res):
+    results.append([res.status_code, res.get_json(silent=True)])
+"""
+
+
+def other_app(code: str, **env: str) -> list[list]:
+    """Run `code` in a new process whose app is created with these environment variables
+    changed (a server restarted with another configuration), on the same database: it
+    calls `client.get(...)` etc. and `out(res)`; returns the [status, JSON] of each out()."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = OTHER_APP_PRELUDE.format(here=HERE) + textwrap.dedent(code) + "\nprint(json.dumps(results))\n"
+    done = subprocess.run(  # noqa: S603 (this interpreter, the test's own code)
+        [sys.executable, "-c", script], env={**os.environ, **env}, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+## in-process only: the app's configuration and database changed for a while
+#
+
+
+@contextlib.contextmanager
+def app_config(**values):
+    """The in-process app with some configuration values changed for a while."""
+    from app import app
+
+    saved = {k: app.config[k] for k in values}
+    app.config.update(values)
+    try:
+        yield app
+    finally:
+        app.config.update(saved)
+
+
+@contextlib.contextmanager
+def app_database(conn: str):
+    """The in-process app's new connections made to `conn` (a missing file, a closed
+    port, other options) for a while, then to the configured database again: each
+    change starts a new pool, the connections of the previous one closed."""
+    import database
+    from app import app
+
+    config = app.config["ANODB"]
+
+    def use(target: str):
+        filling = True
+
+        def connect(_):
+            # the new pool's first connection, made at once, would fail outside any
+            # request: the pool skips it (and logs it), connections come on demand
+            if filling:
+                raise RuntimeError(f"the app's database is now {target}: connections made on demand")
+            return database.connect(dict(config, conn=target))
+
+        old = database.db._pool
+        database.db.set_fun(connect)
+        filling = False
+        if old is not None:
+            old.shutdown()
+
+    use(conn)
+    try:
+        yield
+    finally:
+        use(config["conn"])
+
+
+def unreachable_database() -> str:
+    """The app's database made unreachable: a file in a folder that does not exist
+    (SQLite), a port nothing listens on (PostgreSQL)."""
+    from app import app
+
+    config = app.config["ANODB"]
+    if config["db"] == "sqlite3":
+        return "/nonexistent-kiva-folder/kiva.db"
+    return config["conn"] + " port=1"

@@ -4,10 +4,11 @@ In-process the lines are captured from the loggers; against a live server they a
 read from its log file, named by KIVA_AUDIT_LOG (helpers.AuditLog).
 """
 
+import re
 import time
 
 import pytest
-from helpers import AUDIT_LINE, AuditLog, basic, bearer, unique
+from helpers import AUDIT_LINE, AuditLog, basic, bearer, register, unique
 
 
 @pytest.fixture
@@ -18,17 +19,34 @@ def audit():
 
 
 def forged_line(path: str) -> str:
-    """An audit line as the app writes it, time stamp included: what a forger would write."""
+    """An audit line as the app writes it (test_audit_line_fields checks the layout on
+    the app's own lines), time stamp included: what a forger would write."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000%z")
     return f"{stamp} 127.0.0.1 calvin DELETE {path} 204 0.1"
 
 
-def test_forged_line_would_be_read(audit):
-    # the check below is only worth something if a forged line, written as such,
-    # would be read as an audit line
-    path = f"/users/{unique('forged')}"
-    line = AUDIT_LINE.search(forged_line(path))
-    assert line and (line["user"], line["method"], line["path"], line["status"]) == ("calvin", "DELETE", path, "204")
+def test_audit_line_fields(api, audit):
+    """time client user method path status ms, read from the app's own line: the client
+    address is the one the test sent from, the query string is not there."""
+    login, password, uid = register(api, "audited")
+    probe = unique("query-string-probe")
+    before = time.time()
+    assert api.get(f"/owners?filter={probe}", 200, login=None, headers=basic(login, password)).json == []
+    assert "error" in api.post(f"/stuff/1?stuff={probe}", 405, login=None).json
+    after = time.time()
+    api.delete(f"/users/{uid}", 204, login="calvin")
+    text = audit.text()
+    assert probe not in text, "a query string or a parameter was logged"
+    (line,) = audit.lines(user=login, path="/owners")
+    assert (line["client"], line["method"], line["status"]) == (api.address, "GET", "200")
+    assert before - 1 <= line["end"] <= after + 1 and 0 <= float(line["ms"]) <= (after - before) * 1000 + 1
+    (anonymous,) = audit.lines(path="/stuff/1", status="405")
+    assert (anonymous["client"], anonymous["user"], anonymous["method"]) == (api.address, "-", "POST")
+    # forged_line() has the layout of the app's lines (the same fields, the same time
+    # stamp shape): the forged line of test_audit_lines_cannot_be_forged would be read as
+    # a real one if it ever reached the log as a line of its own
+    forged = AUDIT_LINE.search(forged_line("/stuff/1"))
+    assert forged and re.sub(r"\d", "9", forged["time"]) == re.sub(r"\d", "9", anonymous["time"])
 
 
 def test_audit_user_status_and_no_secret(api, audit):

@@ -22,6 +22,10 @@ CHROMEDRIVER = os.environ.get("KIVA_CHROMEDRIVER", "/usr/bin/chromedriver")
 def test_docs_page_points_to_its_files_and_the_document(api):
     res = api.get("/docs", 200, login=None)
     assert res.headers["Content-Type"] == "text/html; charset=utf-8"
+    # a Content-Security-Policy: scripts from here only (none inline, no eval), never framed
+    policy = {d.split()[0]: d.split()[1:] for d in res.headers["Content-Security-Policy"].split("; ")}
+    assert policy["default-src"] == ["'none'"] and policy["script-src"] == ["'self'"]
+    assert policy["frame-ancestors"] == ["'none'"] and res.headers["X-Frame-Options"] == "DENY"
     page = res.data.decode()
     prefix = urllib.parse.urlparse(os.environ["FLASK_TESTER_APP"]).path.rstrip("/") if EXTERNAL else ""
     assert f'data-url="{prefix}/openapi.json"' in page
@@ -64,6 +68,8 @@ def browser():
         f"--user-data-dir={profile}",
     ]:
         options.add_argument(flag)
+    # the console's messages: a resource refused by the Content-Security-Policy shows there
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     try:
         yield driver
@@ -107,3 +113,6 @@ def test_docs_in_a_real_browser(api, browser, tmp_path):
     browser.execute_script("arguments[0].scrollIntoView()", version)
     shot = os.environ.get("KIVA_DOCS_SCREENSHOT") or str(tmp_path / "docs.png")
     assert browser.save_screenshot(shot)
+    # the page works under its Content-Security-Policy: nothing was refused
+    refused = [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
+    assert refused == []

@@ -2,11 +2,15 @@
 client that has the current version, 412 for a write based on an older one, and of
 two clients writing with the same ETag exactly one wins."""
 
+import functools
 import re
+from typing import Any
 
 import pytest
-from helpers import EXTERNAL, SEED_PASSWORDS, basic, in_parallel, register, unique
+from helpers import EXTERNAL, SEED_PASSWORDS, basic, register, unique
+from race import race
 
+STALE = "precondition failed: the resource was changed since (If-Match), get it again"
 ADMIN = {"login": None, "headers": basic("calvin", SEED_PASSWORDS["calvin"])}
 
 # the single resources that have an ETag, as the route table has them: every rule
@@ -32,7 +36,7 @@ class Resource:
     """A fresh row of one kind: its path, the credentials to write it, write bodies."""
 
     def __init__(self, api, kind: str):
-        self.kind, self.auth = kind, ADMIN
+        self.kind, self.auth = kind, dict[str, Any](ADMIN)
         if kind == "stuff":
             self.auth = {"login": None}
             self.id = api.post("/stuff", 201, data={"stuff": unique("etag")}, **self.auth).json["sid"]
@@ -85,7 +89,7 @@ class Resource:
             uid = next(u["uid"] for u in api.get("/users", 200, data={"filter": login}, **ADMIN).json)
             api.delete(f"/users/{uid}", 204, **ADMIN)
 
-    def call(self, api, method: str, status: int, etag: str | None = None, **kwargs):
+    def call(self, api, method: str, status: int | None, etag: str | None = None, **kwargs):
         auth = dict(self.auth, headers=dict(self.auth.get("headers", {})))
         if etag is not None:
             auth["headers"]["If-Match"] = etag
@@ -141,7 +145,7 @@ def test_stale_if_match(api, made, kind, method):
     row.call(api, written, 204, etag=first, **row.body(written))
     after = row.get(api)
     res = row.call(api, method, 412, etag=second, **row.body(method))
-    assert res.json == {"error": "precondition failed: the resource was changed since (If-Match), get it again"}
+    assert res.json == {"error": STALE}
     # nothing changed: the row holds the first write
     again = row.get(api)
     assert again.json == after.json and again.headers["ETag"] == after.headers["ETag"] != first
@@ -160,6 +164,23 @@ def test_stale_if_match(api, made, kind, method):
         assert row.get(api).headers["ETag"] != current
 
 
+@pytest.mark.parametrize("kind,method", WRITES)
+def test_if_match_list_naming_the_current_version(api, made, kind, method):
+    """If-Match listing several versions of the row: the write goes through if the
+    current one is among them (the route reads it to tell), 412 if none is."""
+    row = made(kind)
+    current = row.get(api).headers["ETag"]
+    rid, version = current.strip('"').split("-")
+    old = [f'"{rid}-{int(version) + n}"' for n in (5, 7)]
+    assert row.call(api, method, 412, etag=", ".join(old), **row.body(method)).json == {"error": STALE}
+    assert row.get(api).headers["ETag"] == current
+    row.call(api, method, 204, etag=", ".join([old[0], current, old[1]]), **row.body(method))
+    if method == "DELETE":
+        assert row.get(api, 404).json["error"]
+    else:
+        assert row.get(api).headers["ETag"] != current
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_missing_is_404(api, made, kind):
     row = made(kind)
@@ -171,15 +192,41 @@ def test_missing_is_404(api, made, kind):
         assert missing.call(api, method, 404, etag=f'"{missing.id}-1"', **row.body(method)).json["error"]
 
 
-def test_lost_update_race(api, made):
-    """Writes at the same time with the same ETag, each on its own connection: one wins."""
-    for _ in range(5):
+def test_lost_update_race(api, raw, made):
+    """Two clients write with the same ETag: the second write waits on the first's
+    uncommitted one (tests/race.py), then changes nothing (412) when the first commits,
+    or goes through (204) when it rolls back. Nothing is lost either way."""
+    for commit in (True, False):
         row = made("stuff")
         etag = row.get(api).headers["ETag"]
-        names = [unique("race"), unique("race")]
-        answers, _ = in_parallel(
-            [("PUT", row.path, {"data": {"stuff": n}, "headers": {"If-Match": etag}}) for n in names]
+        version = int(etag.strip('"').split("-")[1])
+        first, second = unique("race"), unique("race")
+        res = race(
+            "upd_stuff_sid",
+            {"sid": row.id, "stuff": first, "version": version},
+            functools.partial(raw.request, "PUT", row.path, data={"stuff": second}, headers={"If-Match": etag}),
+            commit,
         )
-        assert sorted(status for status, _ in answers) == [204, 412], answers
-        winner = names[[status for status, _ in answers].index(204)]
-        assert row.get(api).json == {"sid": row.id, "stuff": winner}
+        if commit:
+            assert (res.status_code, res.json_body) == (412, {"error": STALE})
+        else:
+            assert (res.status_code, res.json_body) == (204, None)
+        assert row.get(api).json == {"sid": row.id, "stuff": first if commit else second}
+
+
+# issue 20, point 7: a version is [0-9]{1,18} in ASCII; anything else is a tag no row has
+# (412), never a 500: int() refuses more than 4,300 digits, and "²".isdigit() is True
+# (a header is bytes, latin-1 for WSGI: "²" is one, Arabic-Indic digits come as their UTF-8 bytes)
+NOT_VERSIONS = ["9" * 5000, "²", "١٢".encode().decode("latin-1"), "1" * 19, "99999999999", "+1", " 1", "1_0", "-1"]
+
+
+@pytest.mark.parametrize("method", ["PATCH", "DELETE"])
+def test_if_match_version_not_a_number(api, made, method):
+    row = made("stuff")
+    current = row.get(api).headers["ETag"]
+    for version in NOT_VERSIONS:
+        res = row.call(api, method, 412, etag=f'"{row.id}-{version}"', **row.body(method))
+        assert res.json["error"].startswith("precondition failed"), version
+        # with the current tag beside it, the current one still matches (nothing written yet)
+    assert row.get(api).headers["ETag"] == current
+    row.call(api, "PATCH", 204, etag=f'"{row.id}-{"9" * 5000}", {current}', **row.body("PATCH"))

@@ -1,5 +1,6 @@
 """What the app answers while the database fails over (docs/high-availability.md)."""
 
+import FlaskSimpleAuth as fsa
 import psycopg
 
 from production import errors
@@ -11,6 +12,7 @@ def test_read_only_server_is_unavailable():
     # until the connection goes to the new primary, not a bug of the app (a 500)
     e = psycopg.errors.ReadOnlySqlTransaction("cannot execute INSERT in a read-only transaction")
     answer = errors.refusal(e)
+    assert isinstance(answer, fsa.ErrorResponse)
     assert (answer.status, answer.message) == (503, errors.UNAVAILABLE)
 
 

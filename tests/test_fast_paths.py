@@ -7,10 +7,13 @@ issue time against strptime, and the hook chains against Flask's own hook semant
 """
 
 import datetime
+import io
+import logging
 import time
 from urllib.parse import quote
 
 import flask
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -51,7 +54,7 @@ def test_token_issued_is_strptime(expiry):
     app = flask.Flask("fast-paths")
     app.config["FSA_TOKEN_DELAY"] = 60.0
     text = expiry.strftime("%Y%m%d%H%M%S")
-    token = f"kiva:calvin:{text}:0123456789abcdef"
+    token = f"kiva/60m:calvin:{text}:0123456789abcdef"
     expected = datetime.datetime.strptime(text, "%Y%m%d%H%M%S").replace(tzinfo=datetime.UTC)
     with app.app_context():
         assert auth.token_issued(token) == (expected - datetime.timedelta(minutes=60)).timestamp()
@@ -93,3 +96,72 @@ def test_hook_chains_keep_flask_semantics():
     res = client.get("/?refuse=1")
     assert res.status_code == 403 and res.json == {"error": "refused"} and res.headers["X-Order"] == "abc"
     assert calls == ["first", "refuse", "a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        logging.BASIC_FORMAT,  # app.py's logging.basicConfig
+        "%(levelname)s %(name)s: %(message)s",  # server.conf's, under mod_wsgi
+        "%(levelno)d %(module)s %(message)s",  # the calling module: through logging
+        "%(asctime)s %(message)s",  # a time: through logging
+        "%(message)s (%(funcName)s)",  # the message not last: through logging
+    ],
+)
+def test_audit_write_is_logging(fmt):
+    # the audit line written straight to the stream is what the logging module writes
+    root, stream = logging.getLogger(), io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter(fmt))
+    saved, level = root.handlers[:], root.level
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    try:
+        direct = audit.direct_stream()
+        lines = ["2026-12-02T23:30:00.123+0000 127.0.0.1 calvin GET /things/1 200 0.4", "a %s %(x)s é\\x"]
+        for line in lines:
+            audit.write(line)
+        written = stream.getvalue()
+        stream.seek(0)
+        stream.truncate()
+        for line in lines:
+            audit.log.info(line)
+        logged = stream.getvalue()
+    finally:
+        root.handlers[:], root.level = saved, level
+    taken = fmt in (logging.BASIC_FORMAT, "%(levelname)s %(name)s: %(message)s")
+    assert (direct is not None) == taken, direct
+    if "asctime" not in fmt:
+        assert written == logged, (written, logged)
+    assert written.count("\n") == 2 and lines[1] in written
+
+
+def test_sync_once_asks_flask_once_per_function():
+    # the answer is Flask's own, asked once per function, whatever the number of requests
+    app = flask.Flask("sync-once")
+    asked: list = []
+    flask_ensure_sync = app.ensure_sync
+    app.ensure_sync = lambda func: asked.append(func) or flask_ensure_sync(func)  # type: ignore[method-assign,func-returns-value]
+    hooks.sync_once(app)
+
+    @app.get("/")
+    def index():
+        return "ok"
+
+    app.after_request(lambda res: res)
+    for _ in range(5):
+        assert app.test_client().get("/").data == b"ok"
+    assert index in asked and len(asked) == len(set(map(id, asked))) == 2, asked
+
+    async def coroutine():  # still Flask's: wrapped (asgiref) or refused, as without the cache
+        return "x"
+
+    try:
+        expected: object = flask_ensure_sync(coroutine)
+    except RuntimeError as e:
+        expected = str(e)
+    try:
+        got: object = app.ensure_sync(coroutine)
+    except RuntimeError as e:
+        got = str(e)
+    assert type(got) is type(expected) and got is not coroutine

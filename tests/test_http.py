@@ -22,6 +22,7 @@ def test_malformed_json_bodies(raw):
 
 
 def test_json_value_of_the_wrong_type(api):
+    value: object
     for value in [1, 1.5, True, None, [], {}]:
         assert "error" in api.post("/stuff", 400, json={"stuff": value}).json
     assert "error" in api.get("/stuff", 400, json={"limit": "ten"}).json

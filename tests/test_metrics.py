@@ -9,10 +9,11 @@ The exposition is checked by Prometheus's own `promtool check metrics`.
 
 import importlib
 import os
+import re
 import subprocess
 
 import pytest
-from helpers import EXTERNAL, basic, bearer, forge_token, unique
+from helpers import EXTERNAL, app_routes, basic, bearer, forge_token, unique
 
 PROMTOOL = os.environ.get("PROMTOOL", "/usr/bin/promtool")  # Debian's prometheus package
 TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
@@ -161,17 +162,28 @@ def test_throttled_counted(api):
     assert failures == 5
 
 
-@pytest.mark.skipif(EXTERNAL, reason="the route table: in-process only")
-def test_route_labels_are_templates(api):
-    from app import app
-
-    # a request to each GET route without path parameters: each is counted under its rule
-    sent = {rule.rule for rule in app.url_map.iter_rules() if "GET" in rule.methods and "<" not in rule.rule}
-    for path in sent:
-        api.get(path, login=None)
-    rules = {rule.rule for rule in app.url_map.iter_rules()}
-    routes = {dict(labels)["route"] for name, labels in samples(scrape(api)) if name == "kiva_http_requests_total"}
-    assert sent <= routes and routes <= rules | {"unmatched"}
+@per_node
+def test_every_route_counted_under_its_template(api):
+    """A request to every (method, rule) of the route table, path parameters included:
+    each counted once, under its rule and the status it was answered; no other label."""
+    sent: dict[tuple[str, str, str], int] = {}
+    before = samples(scrape(api))
+    for method, rule in sorted(app_routes()) + [("GET", "/no-such-route"), ("DELETE", "/version")]:
+        path = re.sub(r"<[^>]+>", "999999999", rule)
+        status = api.request(method, path, None, login=None).status_code
+        route = rule if (method, rule) in app_routes() else "unmatched"  # 404, 405: no rule matched
+        sent[(route, method, str(status))] = sent.get((route, method, str(status)), 0) + 1
+    # the scrape before (200) is counted by the scrape after
+    sent[("/metrics", "GET", "200")] = sent.get(("/metrics", "GET", "200"), 0) + 1
+    after = samples(scrape(api))
+    counted = {
+        (labels["route"], labels["method"], labels["status"]): after[key] - before.get(key, 0.0)
+        for key in after
+        if key[0] == "kiva_http_requests_total"
+        for labels in [dict(key[1])]
+    }
+    assert {k: v for k, v in counted.items() if v} == sent
+    assert {route for route, _, _ in counted} <= {rule for _, rule in app_routes()} | {"unmatched"}
 
 
 @pytest.mark.skipif(EXTERNAL, reason="the files of this process group: in-process only")
@@ -217,3 +229,32 @@ def test_scrape_reports_database_down(api):
     while database_up()[0] != 1:
         assert time.time() < deadline, "kiva_database_up still 0 with the database back"
         time.sleep(0.1)
+
+
+@pytest.mark.skipif(EXTERNAL, reason="the metrics folder of this process: in-process only")
+def test_metrics_folder_of_another_account_refused(tmp_path, monkeypatch):
+    from production import metrics  # first: it sets prometheus_client's multiprocess directory
+
+    # /tmp/kiva-metrics-<uid> is a name anyone may take first: another account's folder
+    # (or a link to one) would let it read, change or delete the figures
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o777)
+    if os.getuid() == 0:  # CI runs as root: give it to nobody
+        os.chown(theirs, 65534, 65534)
+    else:  # a folder of root's stands for another account's
+        theirs = tmp_path.root
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "mine-elsewhere", target_is_directory=True)
+    (tmp_path / "mine-elsewhere").mkdir()
+    for folder in (theirs, link):
+        monkeypatch.setenv("KIVA_METRICS_DIR", str(folder))
+        with pytest.raises(RuntimeError, match="not a directory of this account"):
+            metrics.group_directory()
+    # a folder of ours open to others is made private; the group directory inside it too
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o755)
+    os.chmod(mine, 0o755)  # noqa: S103  # the mistake the check repairs
+    monkeypatch.setenv("KIVA_METRICS_DIR", str(mine))
+    group = metrics.group_directory()
+    assert os.stat(mine).st_mode & 0o777 == 0o700 and os.stat(group).st_mode & 0o777 == 0o700
+    assert os.path.dirname(group) == str(mine)

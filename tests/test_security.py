@@ -8,9 +8,11 @@ throttle tests pick client addresses through X-Forwarded-For (make check trusts
 import contextlib
 import os
 import threading
+import uuid
 
 import pytest
-from helpers import EXTERNAL, SEED_PASSWORDS, basic, bearer, new_address, register, unique
+import race
+from helpers import EXTERNAL, SEED_PASSWORDS, Raw, app_database, basic, bearer, new_address, register, unique
 
 LIMIT = 5  # failed password checks of one login within the window (app.conf)
 REFUSAL = {"error": "too many failed logins, retry later"}
@@ -147,16 +149,22 @@ def test_current_password_guesses_throttled(api):
 
 
 @contextlib.contextmanager
-def busy_password_checks():
-    """Every bcrypt slot of the in-process app taken, until the block ends."""
+def busy_password_checks(hashes: bool = False):
+    """Every bcrypt slot of the in-process app taken (the logins', or with `hashes` those
+    of new passwords), until the block ends."""
     from app import app
 
     checks = app.extensions["kiva_password_checks"]
     release, taken = threading.Event(), threading.Semaphore(0)
-    slots = app.config["KIVA_PASSWORD_SLOTS"]
+    slots = app.config["KIVA_HASH_SLOTS" if hashes else "KIVA_PASSWORD_SLOTS"]
+    semaphore = checks.hash_slots if hashes else checks.slots
+
+    def holding():
+        taken.release()
+        return release.wait(30)
 
     def hold():
-        checks.bounded(lambda: (taken.release(), release.wait(30)))
+        checks.bounded(holding, slots=semaphore)
 
     holders = [threading.Thread(target=hold) for _ in range(slots)]
     for holder in holders:
@@ -172,14 +180,13 @@ def busy_password_checks():
 
 
 # 4. bounded password checks: beyond the slots, a fast 503; other routes unaffected
+# (issue 20, point 2: new passwords are hashed in slots of their own, test_hashing.py)
 @in_process_only
 def test_password_checks_bounded(api):
     with busy_password_checks():
         res = api.get("/whoami", 503, login=None, headers=basic("hobbes", "not-memoised-password"))
         assert res.json == {"error": "too many password checks at once, retry later"}
         assert res.headers["Retry-After"] == "1"
-        res = api.post("/register", 503, login=None, data={"login": unique("new"), "pword": "password"})
-        assert res.json == {"error": "too many password checks at once, retry later"}
         # a taken login costs no hash: 409 at once, slots or not
         res = api.post("/register", 409, login=None, data={"login": "calvin", "pword": "password"})
         assert res.json == {"error": "login already taken: calvin"}
@@ -226,33 +233,132 @@ def test_deeply_nested_json(raw):
     assert res.status_code == 400 and "error" in res.json_body
 
 
-# 7. no password nor token in any error message
-def test_secrets_never_echoed(api):
-    secret = "my-Secret-Passw0rd"
-    for user in [
-        {"login": unique("u"), "password": secret, "isAdmin": "yes"},
-        {"login": unique("u"), "password": secret, "isAdmin": False, "extra": 1},
-        {"login": "", "password": secret},
-    ]:
-        res = api.post("/users", 400, login="calvin", json={"user": user})
-        assert "invalid user: " in res.json["error"] and secret not in res.text, res.text
-    res = api.patch("/users/2", 400, login="calvin", json={"password": 12345678901})
-    assert "12345678901" not in res.text
-    token = api.get("/login", 200, login="hobbes").json
-    for tampered in [token[:-1] + ("0" if token[-1] != "0" else "1"), token + ":x", token.replace("kiva:", "other:")]:
-        res = api.get("/qui-suis-je", 401, login=None, headers=bearer(tampered))
-        assert res.json == {"error": "invalid token"} and tampered not in res.text
+# 7. no password nor token in any error message: tests/test_rules.py, test_secret_parameters_never_echoed
 
 
-# 8. statement_timeout and lock_timeout (server.conf): JSON answers, never a 500
-def test_database_timeouts_answered():
-    import psycopg
+# 8. statement_timeout and lock_timeout (server.conf): real timeouts through the app, JSON
+# answers, never a 500; the row held by the test's own transaction (tests/race.py)
+@in_process_only
+def test_database_timeouts_answered(api):
+    from app import app
 
-    from production import errors
+    if app.config["ANODB"]["db"] != "psycopg":
+        pytest.skip("statement_timeout and lock_timeout are PostgreSQL's (server.conf)")
+    name = unique("Busy")
+    sid = api.post("/stuff", 201, login=None, data={"stuff": name}).json["sid"]
+    driver, conn = race.database()
+    try:
+        race.queries(driver).upd_stuff_sid(conn, sid=sid, stuff=unique("Busy"), version=None)  # uncommitted
+        base = app.config["ANODB"]["conn"]
+        with app_database(base + " options='-c lock_timeout=100'"):
+            res = api.put(f"/stuff/{sid}", 503, login=None, data={"stuff": unique("Busy")})
+            assert res.json == {"error": "the data is busy, please retry"} and res.headers["Retry-After"] == "1"
+        with app_database(base + " options='-c lock_timeout=0 -c statement_timeout=100'"):
+            res = api.put(f"/stuff/{sid}", 400, login=None, data={"stuff": unique("Busy")})
+            assert res.json == {"error": "this request ran too long: use a more selective filter"}
+    finally:
+        conn.rollback()
+        conn.close()
+    assert api.get(f"/stuff/{sid}", 200, login=None).json == {"sid": sid, "stuff": name}
+    api.delete(f"/stuff/{sid}", 204, login=None)
 
-    slow = errors.refusal(psycopg.errors.QueryCanceled("canceling statement due to statement timeout"))
-    assert (slow.status, slow.message) == (400, "this request ran too long: use a more selective filter")
-    busy = errors.refusal(psycopg.errors.LockNotAvailable("canceling statement due to lock timeout"))
-    assert (busy.status, busy.message, busy.headers) == (503, "the data is busy, please retry", {"Retry-After": "1"})
-    conf = open(os.path.join(os.path.dirname(os.path.dirname(errors.__file__)), "server.conf")).read()
-    assert "statement_timeout=" in conf and "lock_timeout=" in conf
+
+#
+# issue 20, point 3: guessing bounded per login, whatever the number of addresses
+#
+
+
+# IPv6 clients count by /64: anyone with a /64 has 2^64 addresses
+def test_ipv6_counted_by_64(api):
+    login, password, uid = register(api, "victim", "right-password")
+    prefix = f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
+    for i in range(1, LIMIT + 1):  # one failure from each of 5 addresses of one /64
+        fail(api.from_address(f"{prefix}::{i:x}"), login, 1)
+    res = api.from_address(f"{prefix}::6").get("/whoami", 429, login=None, headers=basic(login, password))
+    assert res.json == REFUSAL and int(res.headers["Retry-After"]) >= 1
+    # an IPv4 client, or another /64, is another client
+    assert api.get("/whoami", 200, login=None, headers=basic(login, password)).json == login
+    other = api.from_address(f"2001:db8:ffff:{uuid.uuid4().hex[:4]}::1")
+    assert other.get("/whoami", 200, login=None, headers=basic(login, password)).json == login
+    api.delete(f"/users/{uid}", 204, login="calvin")
+
+
+@in_process_only
+def test_ipv6_spraying_counted_by_64(api):
+    prefix = f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
+    with config(KIVA_THROTTLE_ADDRESS_FAILURES=3):
+        for i in range(3):
+            fail(api.from_address(f"{prefix}::{i + 1:x}"), unique("random"), 1)
+        res = api.from_address(f"{prefix}:ffff::1").get("/whoami", 429, login=None, headers=basic("hobbes", "susie"))
+        assert res.json == REFUSAL
+
+
+BUDGET = 8  # failed checks of one login from clients that never logged in, per day (test value)
+
+
+def device_client(login: str, password: str):
+    """A client (its own cookie jar, its own address) that logged in once: a device of the owner."""
+    device = Raw()
+    res = device.request("GET", "/login", headers=basic(login, password))
+    assert res.status_code == 200 and "kiva_device=" in res.headers["Set-Cookie"], res.headers
+    assert "HttpOnly" in res.headers["Set-Cookie"] and "SameSite=Strict" in res.headers["Set-Cookie"]
+    return device, res.json_body
+
+
+# the guesses against one login are capped, from any number of addresses; its owner keeps
+# access with a device that logged in before (device cookie) or a token obtained before
+@in_process_only
+def test_guesses_per_login_capped_whatever_the_addresses(api):
+    login, password, uid = register(api, "victim", "right-password")
+    device, token = device_client(login, password)
+    with config(KIVA_THROTTLE_LOGIN_BUDGET=BUDGET):
+        guesses = refused = 0
+        for _ in range(BUDGET):  # fresh addresses, 4 guesses each: never the per-address limit
+            attacker = Raw()
+            for _ in range(LIMIT - 1):
+                res = attacker.request("GET", "/whoami", headers=basic(login, unique("guess")))
+                guesses += res.status_code == 401
+                refused += res.status_code == 429
+        assert (guesses, refused) == (BUDGET, BUDGET * (LIMIT - 1) - BUDGET)
+        # a fresh address with the right password: refused too (the attacker cannot tell),
+        # for about a day (the budget's window)
+        res = Raw().request("GET", "/whoami", headers=basic(login, password))
+        assert res.status_code == 429 and res.json_body == REFUSAL
+        assert 86400 - 600 <= int(res.headers["Retry-After"]) <= 86400
+        # the owner: their device still logs in, and so does a token obtained before
+        res = device.request("GET", "/whoami", headers=basic(login, password))
+        assert res.status_code == 200 and res.json_body == login
+        assert api.get("/whoami", 200, login=None, headers=bearer(token)).json == login
+        # a device cookie of another login, or a forged one, is no device of this login
+        other, _ = device_client("hobbes", SEED_PASSWORDS["hobbes"])
+        assert other.request("GET", "/whoami", headers=basic(login, password)).status_code == 429
+        forged = Raw()
+        forged.client.set_cookie("kiva_device", f"{login}.forged.signature")
+        assert forged.request("GET", "/whoami", headers=basic(login, password)).status_code == 429
+    api.delete(f"/users/{uid}", 204, login="calvin")
+
+
+# a device cookie gives its own few guesses, not the budget, and dies with the password
+@in_process_only
+def test_device_cookie_bounded_and_revoked(api):
+    login, password, uid = register(api, "victim", "right-password")
+    device, _ = device_client(login, password)
+    with config(KIVA_THROTTLE_LOGIN_BUDGET=1, KIVA_THROTTLE_FAILURES=100):
+        assert Raw().request("GET", "/whoami", headers=basic(login, "guess-1")).status_code == 401
+        assert Raw().request("GET", "/whoami", headers=basic(login, "guess-2")).status_code == 429  # budget spent
+        for i in range(LIMIT):  # the device's own failures: its own limit (a stolen cookie)
+            res = device.request(
+                "GET", "/whoami", headers={**basic(login, f"typo-{i}"), "X-Forwarded-For": new_address()}
+            )
+            assert res.status_code == 401, i
+        res = device.request("GET", "/whoami", headers={**basic(login, password), "X-Forwarded-For": new_address()})
+        assert res.status_code == 429 and res.json_body == REFUSAL
+    # a password change: the device cookies of the login die (a thief's device with them)
+    device, _ = device_client(login, password)
+    api.patch(f"/users/{uid}", 204, login="calvin", data={"password": "new-password"})
+    with config(KIVA_THROTTLE_LOGIN_BUDGET=1):
+        res = device.request(
+            "GET", "/whoami", headers={**basic(login, "new-password"), "X-Forwarded-For": new_address()}
+        )
+        assert res.status_code == 429, res.json_body  # the budget is spent: no device any more
+    api.delete(f"/users/{uid}", 204, login="calvin")

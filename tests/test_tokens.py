@@ -1,16 +1,19 @@
 """Token authentication: FlaskSimpleAuth tokens as bearer, with a lifetime and a secret."""
 
-from helpers import basic, bearer, forge_token, unique
+import pytest
+from helpers import EXTERNAL, SEED_PASSWORDS, TOKEN_REALM, basic, bearer, forge_token, other_app, register, unique
 
 BAD_TOKEN = {"error": "invalid token"}
 
 
 def test_token_from_login(api):
     token = api.get("/login", 200, login="hobbes").json
-    assert token.startswith("kiva:hobbes:")
+    assert token.startswith(f"{TOKEN_REALM}:hobbes:")
     assert api.get("/whoami", 200, login=None, headers=bearer(token)).json == "hobbes"
     assert api.get("/qui-suis-je", 200, login=None, headers=bearer(token)).json == "hobbes"
-    assert api.post("/login", 200, login=None, data={"USER": "hobbes", "PASS": "susie"}).json.startswith("kiva:")
+    assert api.post("/login", 200, login=None, data={"USER": "hobbes", "PASS": "susie"}).json.startswith(
+        f"{TOKEN_REALM}:"
+    )
 
 
 def test_login_is_password_only(api):
@@ -58,6 +61,15 @@ def test_token_for_another_realm(api):
     assert res.json == BAD_TOKEN
 
 
+def test_token_of_another_lifetime(api):
+    # made by a server with another APP_TOKEN_MINUTES, signed with the right secret: its issue
+    # time would be computed with the wrong lifetime, so it is refused
+    lifetime = float(TOKEN_REALM.split("/")[1][:-1])
+    for other in (5.0, lifetime * 2):
+        token = forge_token("hobbes", minutes=1, lifetime=other)
+        assert api.get("/whoami", 401, login=None, headers=bearer(token)).json == BAD_TOKEN
+
+
 def test_garbage_authorization(api):
     for header in ["Bearer", "Bearer ", "Bearer a:b", "Basic !!!", "Basic", "Digest x", "nonsense"]:
         res = api.get("/whoami", 401, login=None, headers={"Authorization": header})
@@ -72,3 +84,29 @@ def test_token_of_deleted_user(api):
     api.delete(f"/users/{uid}", 204, login="calvin")
     assert api.get("/whoami", 401, login=None, headers=bearer(token)).json == BAD_TOKEN
     assert api.get("/qui-suis-je", 401, login=None, headers=bearer(token)).json == {"error": "invalid token"}
+
+
+# issue 20, point 4: a token's issue time never comes from the current configuration
+@pytest.mark.skipif(EXTERNAL, reason="re-creates the app with another configuration: in-process only")
+def test_shorter_lifetime_revives_no_revoked_token(api):
+    login, password, uid = register(api, "lifetime", "first-password")
+    token = api.get("/login", 200, login=None, headers=basic(login, password)).json  # the 60-minute lifetime
+    assert api.get("/whoami", 200, login=None, headers=bearer(token)).json == login
+    api.patch(f"/users/{uid}", 204, login="calvin", data={"password": "second-password"})
+    assert api.get("/whoami", 401, login=None, headers=bearer(token)).json == BAD_TOKEN
+    # the server restarted with a 5-minute lifetime (a natural reaction to an incident), the
+    # password changed again by an admin: the old token stays refused, a new one works
+    admin = basic("calvin", SEED_PASSWORDS["calvin"])
+    found = other_app(
+        f"""
+        out(client.get("/whoami", headers={bearer(token)!r}))
+        out(client.patch("/users/{uid}", headers={admin!r}, data={{"password": "third-password"}}))
+        out(client.get("/whoami", headers={bearer(token)!r}))
+        new = client.get("/login", headers={basic(login, "third-password")!r}).get_json()
+        out(client.get("/whoami", headers={{"Authorization": "Bearer " + new}}))
+        """,
+        APP_TOKEN_MINUTES="5",
+    )
+    assert found == [[401, BAD_TOKEN], [204, None], [401, BAD_TOKEN], [200, login]]
+    assert api.get("/whoami", 401, login=None, headers=bearer(token)).json == BAD_TOKEN
+    api.delete(f"/users/{uid}", 204, login="calvin")

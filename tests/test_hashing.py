@@ -1,0 +1,192 @@
+"""The bcrypt work of password checks and hashes (issue 20, points 2 and 9).
+
+- Every hash of a new password is limited per client (429), and runs in slots of its own:
+  one user's /cmp/hash threads, or /register from one address, cannot starve the logins.
+- A stored hash cheaper than the configured cost is rehashed at the next successful
+  password check: after one login of its owner, a known login answers a wrong password
+  as late as an unknown login does (no enumeration by timing).
+"""
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+
+import pytest
+from helpers import EXTERNAL, app_routes, basic, new_address, other_app, register, unique
+
+in_process_only = pytest.mark.skipif(EXTERNAL, reason="re-creates the app with another configuration: in-process only")
+
+# the cost of the re-created app: a check then takes a few tens of ms against about 1 ms at
+# the test configuration's cost 4, well above a request's own time in-process
+HIGHER_COST = 10
+
+
+@pytest.fixture
+def costlier_config():
+    """A configuration file: the test one with a higher bcrypt cost, and throttling out of
+    the way (the test sends many wrong passwords on purpose)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".conf", prefix="kiva-test-cost-", delete=False) as conf:
+        base = os.path.abspath(os.environ["APP_CONFIG"])
+        conf.write(  # __file__: the test configuration finds its files (queries.sql…) beside it
+            f"__file__ = {base!r}\nexec(open(__file__).read())\n"
+            f'FSA_PASSWORD_OPTS = {{"rounds": {HIGHER_COST}}}\n'
+            "KIVA_THROTTLE_FAILURES = 10**6\nKIVA_THROTTLE_ADDRESS_FAILURES = 10**6\n"
+            "KIVA_THROTTLE_LOGIN_BUDGET = 10**6\nKIVA_THROTTLE_DEVICE_FAILURES = 10**6\n"
+        )
+    yield conf.name
+    os.unlink(conf.name)
+
+
+@in_process_only
+def test_cheap_hash_rehashed_at_login(api, costlier_config):
+    login, password, uid = register(api, "cheap", "right-password")  # cost 4, the test configuration's
+    timings = other_app(
+        f"""
+        import base64, statistics, time, uuid
+        def basic(user, pw):
+            return {{"Authorization": "Basic " + base64.b64encode(f"{{user}}:{{pw}}".encode()).decode()}}
+        def wrong(user):
+            start = time.perf_counter()
+            res = client.get("/whoami", headers={{**basic(user, "wrong-password"), "X-Forwarded-For": "10.9.9.9"}})
+            assert res.status_code == 401, res.status_code
+            return time.perf_counter() - start
+        def medians():
+            known, unknown = [], []
+            for _ in range(7):
+                known.append(wrong({login!r}))
+                unknown.append(wrong("nobody-" + uuid.uuid4().hex[:10]))
+            return statistics.median(known), statistics.median(unknown)
+        before = medians()
+        out(client.get("/whoami", headers=basic({login!r}, {password!r})))
+        after = medians()
+        results.append([before, after])
+        """,
+        APP_CONFIG=costlier_config,
+    )
+    assert timings[0] == [200, login]
+    (known_before, unknown_before), (known_after, unknown_after) = timings[1]
+    # a cost-4 hash against the unknown login's cost-10 one: 64 times less work
+    assert known_before < unknown_before / 2, timings
+    # one login later, the stored hash has the configured cost: the gap is closed
+    assert known_after > unknown_after / 2, timings
+    # and the password still works, from the suite's app too (its cost is 4: no rehash back)
+    assert api.get("/whoami", 200, login=None, headers=basic(login, password)).json == login
+    api.delete(f"/users/{uid}", 204, login="calvin")
+
+
+#
+# issue 20, point 2: hashing work fairly shared
+#
+
+# every route that hashes a new password, and a request of it that does (uid: a user's, i: 0, 1…)
+HASHING: dict[tuple[str, str], Callable[[int, int], dict[str, dict]]] = {
+    ("POST", "/register"): lambda uid, i: {"data": {"login": unique("hash"), "pword": "password"}},
+    ("GET", "/cmp/hash"): lambda uid, i: {"data": {"apass": "password"}},
+    ("POST", "/users"): lambda uid, i: {"json": {"user": {"login": unique("hash"), "password": "password"}}},
+    ("PUT", "/users/<int:uid>"): lambda uid, i: {
+        "json": {"user": {"uid": uid, "login": unique("h"), "password": "pw-word"}}
+    },
+    ("PATCH", "/users/<int:uid>"): lambda uid, i: {"data": {"password": f"password-{i}"}},
+}
+TOO_MANY = {"error": "too many password hashes, retry later"}
+
+
+@contextlib.contextmanager
+def config(**values):
+    """The in-process app with some configuration values changed for a while."""
+    from app import app
+
+    saved = {k: app.config[k] for k in values}
+    app.config.update(values)
+    try:
+        yield app
+    finally:
+        app.config.update(saved)
+
+
+def admin(api) -> tuple[dict, int]:
+    """A fresh administrator (its own hashing count): Basic headers, uid."""
+    login = unique("admin")
+    user = {"login": login, "password": "admin-password", "isAdmin": True}
+    uid = api.post("/users", 201, login="calvin", json={"user": user}).json["uid"]
+    return basic(login, "admin-password"), uid
+
+
+@in_process_only
+def test_hashing_routes_are_routes():
+    from app import app
+    from production import ratelimit
+
+    assert set(HASHING) <= app_routes()
+    endpoints = {
+        rule.endpoint
+        for rule in app.url_map.iter_rules()
+        for method, path in HASHING
+        if path == rule.rule and method in (rule.methods or ())
+    }
+    assert endpoints == ratelimit.HASHING_ENDPOINTS  # what the OpenAPI document says a 429 of
+
+
+# beyond the limit, one client's hashes are refused (429) on every hashing route; the next
+# client is not affected, nor what hashes nothing
+@in_process_only
+@pytest.mark.parametrize("method,rule", sorted(HASHING))
+def test_hashing_limited_per_client(api, method, rule):
+    login, password, uid = register(api, "hasher", "password")
+    (me, me_uid), (other, other_uid) = admin(api), admin(api)
+    made = [uid, me_uid, other_uid]
+    if rule == "/register":  # counted by client address
+        me = other = {}
+    elif rule == "/cmp/hash":  # counted by user
+        me, other = basic(login, password), other
+    client = api.from_address(new_address())
+    path = rule.replace("<int:uid>", str(uid))
+    with config(KIVA_HASH_LIMIT="3 per minute"):
+        for i in range(3):
+            res = client.request(method, path, None, login=None, headers=me, **HASHING[(method, rule)](uid, i))
+            assert res.status_code in (200, 201, 204), (i, res.status_code, res.json)
+            made += [res.json["uid"]] if res.status_code == 201 else []
+        res = client.request(method, path, 429, login=None, headers=me, **HASHING[(method, rule)](uid, 3))
+        assert res.json == TOO_MANY and 1 <= int(res.headers["Retry-After"]) <= 60
+        # another client hashes at once (another address for /register)
+        res = api.from_address(new_address()).request(
+            method, path, None, login=None, headers=other, **HASHING[(method, rule)](uid, 4)
+        )
+        assert res.status_code in (200, 201, 204), (res.status_code, res.json)
+        made += [res.json["uid"]] if res.status_code == 201 else []
+        if rule == "/users/<int:uid>":  # a PATCH that hashes nothing is not counted
+            client.patch(path, 204, login=None, headers=me, data={"isadmin": False})
+    for gone in made:
+        api.delete(f"/users/{gone}", 204, login="calvin")
+
+
+# logins never starved: new passwords are hashed in slots of their own
+@in_process_only
+def test_logins_have_their_own_slots(api):
+    from test_security import busy_password_checks
+
+    login, password, uid = register(api, "first", "first-password")
+    with busy_password_checks(hashes=True):  # every hashing slot taken
+        res = api.post("/register", 503, login=None, data={"login": unique("new"), "pword": "password"})
+        assert res.json == {"error": "too many password checks at once, retry later"}
+        # a first login (no memoised check): a bcrypt check in a login slot
+        assert api.get("/login", 200, login=None, headers=basic(login, password)).json.startswith("kiva/")
+    login2, password2, uid2 = register(api, "second", "second-password")
+    with busy_password_checks():  # every login slot taken: new passwords still hashed
+        res = api.get("/whoami", 503, login=None, headers=basic(login2, password2))
+        assert res.json == {"error": "too many password checks at once, retry later"}
+        uid3 = api.post("/register", 201, login=None, data={"login": unique("new"), "pword": "password"}).json["uid"]
+    for gone in (uid, uid2, uid3):
+        api.delete(f"/users/{gone}", 204, login="calvin")
+
+
+# …and they run at the lowest CPU priority: beside them, a login gets the cores
+@in_process_only
+def test_hashes_at_the_lowest_priority(api):
+    import threading
+
+    uid = register(api, "niced")[2]  # one hash, by a hashing thread
+    hashers = [t for t in threading.enumerate() if t.name.startswith("kiva-hash")]
+    assert hashers and all(os.getpriority(os.PRIO_PROCESS, t.native_id) == 19 for t in hashers)  # type: ignore[arg-type]
+    api.delete(f"/users/{uid}", 204, login="calvin")
