@@ -54,7 +54,10 @@ PG_BIN = os.environ.get("PG_BIN", "")  # pg_dump, pg_restore, psql: from the PAT
 
 
 def stamp() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    """Now, to the millisecond: two backups in one second (a retry, a test) are two files, the
+    second never overwrites the first."""
+    now = datetime.datetime.now(datetime.UTC)
+    return now.strftime("%Y%m%dT%H%M%S") + f"{now.microsecond // 1000:03d}Z"
 
 
 def schema_version(engine: str, db) -> int:
