@@ -46,7 +46,7 @@ TEST_DEPLOY_DB ?= kiva_test_deploy
 .PHONY: help venv venv-dev db run start stop pg-start pg-stop check system-deps check-stages test-in-process-and-ext lint \
   test-sqlite test-pg test-ext test-apache test-outage fuzz deploy db-setup apache-start apache-stop bench flood \
   bench-metrics bench-fairness bench-profile bench-instructions test-schema mutation backup restore migrate test-restore test-pitr test-drills \
-  cluster-start cluster-stop cluster-status test-cluster bench-cluster clean
+  cluster-start cluster-stop cluster-status test-cluster bench-cluster ha-start ha-stop ha-status test-ha clean
 
 help:
 	@echo "make run    # set up (venv, SQLite database) and serve on http://127.0.0.1:$(APP_PORT)"
@@ -309,6 +309,29 @@ test-cluster: export APP_HASH_SLOTS = 2
 test-cluster: system-deps venv-dev
 	MAKE="$(MAKE) --no-print-directory" APP_SECRET=$(TEST_SECRET) PYTEST=$(BIN)/pytest PYTHON=$(BIN)/python \
 	  CLUSTER_DIR=$(CLUSTER_DIR)-test deploy/cluster-check.sh
+
+# the database highly available (deploy/ha.sh, docs/high-availability.md): every host in a
+# network namespace on the bridge kivaha0 (HA_NET.0/24), Patroni + etcd, drills (root only)
+HA_NET ?= 10.77.0
+HA_DIR ?= /tmp/kiva-ha
+export HA_NET HA_DIR
+ha-start: system-deps venv-dev
+	MAKE="$(MAKE) --no-print-directory" deploy/ha.sh start
+
+ha-stop:
+	deploy/ha.sh stop
+
+ha-status:
+	deploy/ha.sh status
+
+test-ha: export APP_THROTTLE_SECONDS = 20
+# the redis drill polls with passwords from one client address (the bridge's): the
+# hashing budget per client (production/ratelimit.py) out of its way, as for test-cluster
+test-ha: export APP_HASH_LIMIT = 100000 per minute
+test-ha: export APP_HASH_SLOTS = 2
+test-ha: system-deps venv-dev
+	MAKE="$(MAKE) --no-print-directory" APP_SECRET=$(TEST_SECRET) PYTHON=$(BIN)/python HA_DIR=$(HA_DIR)-test \
+	  deploy/ha-check.sh
 
 # Redis cache vs none through HAProxy: requests per second and PostgreSQL CPU per request
 bench-cluster: venv-dev

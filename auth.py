@@ -396,7 +396,10 @@ def warn_about_demo_users(app: fsa.Flask):
                 if row["pword"] and row["pword"].startswith("$2b$04$") and app.check_password(password, row["pword"]):
                     log.warning(f"demo user {login} has its public password: remove it or change it")
             db.rollback()
-    except Exception as e:  # the database may be down at start: the app must still start
+    # the database may be down at start: the app must still start (a process loading it
+    # during an outage answers 503s). A failed connection comes as fsa.ErrorResponse (the
+    # 503 of database.connect's hook), a BaseException that `except Exception` let through
+    except (Exception, fsa.ErrorResponse) as e:
         log.warning(f"demo users not checked: {e}")
 
 

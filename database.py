@@ -46,8 +46,12 @@ def returned(_conn: DB):
     metrics.POOL_IN_USE.dec()
 
 
-# one AnoDB connection per concurrent request, created on demand (init_app), then reused
-db = fsa.Reference(getter=checkout, retter=returned)
+# one AnoDB connection per concurrent request, created on demand (init_app), then reused.
+# min_size=0: none at import. ProxyPatternPool's default (1) connects when init_app gives
+# the pool its function, and a failure there (fsa.ErrorResponse, a BaseException, which
+# the pool's "keep running" guard does not catch) failed the app's import: a process
+# loading it during an outage (mod_wsgi's second daemon) answered HTML 500s, not 503s
+db = fsa.Reference(getter=checkout, retter=returned, min_size=0)
 
 
 def connect(config: dict) -> DB:

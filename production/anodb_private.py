@@ -81,6 +81,17 @@ class DB(anodb.DB):
             raise error from e
         backoff.succeeded()
         metrics.DB_UP.set(1)
+        if self._db == "psycopg" and self._conn is not None:
+            self._conn.add_notice_handler(self._notice)
+
+    # a commit whose wait for the synchronous standby PostgreSQL ended (a cancel: the
+    # statement_timeout; a shutdown) is done on this server only, with a WARNING: a
+    # failover promoting the standby would lose it (docs/high-availability.md)
+    _unreplicated = False
+
+    def _notice(self, diagnostic):
+        if "synchronous replication" in (diagnostic.message_primary or ""):
+            self._unreplicated = True
 
     @property
     def engine(self) -> str:
@@ -119,7 +130,10 @@ class DB(anodb.DB):
     def commit(self):
         if self._conn is None:  # lost, and not reconnected: nothing was done
             raise self._db_pkg.OperationalError("no connection to the database")
+        self._unreplicated = False
         super().commit()
+        if self._unreplicated:  # not acknowledged: database.end_transaction answers 503
+            raise self._db_pkg.OperationalError("commit not confirmed by the synchronous standby")
 
     def rollback(self):
         """Nothing to roll back on a lost connection: the server ended the transaction."""

@@ -77,6 +77,10 @@ def refusal(e: BaseException) -> BaseException:
         return fsa.ErrorResponse("the data is busy, please retry", 503, headers={"Retry-After": "1"})
     if isinstance(e, (psycopg.OperationalError, psycopg.InterfaceError, sqlite3.OperationalError)):
         return unavailable(e)
+    if isinstance(e, psycopg.errors.ReadOnlySqlTransaction):
+        # a primary demoted under this connection (a failover, docs/high-availability.md):
+        # writes are unavailable until it reaches the new primary
+        return unavailable(e)
     if isinstance(e, psycopg.InternalError) and e.sqlstate is None:
         # psycopg's own, not the server's: a connection dying mid-answer (PgBouncer passing
         # on a shutdown: "received 2 results from command 'BEGIN'") is lost, not a bug

@@ -21,6 +21,8 @@ packages=(
   openssl
   # the load balancer, connection pooler, shared cache, metrics, browser and backup checks
   haproxy pgbouncer redis-server prometheus chromium chromium-driver pgbackrest
+  # make test-ha: the failover engine and its consensus store
+  patroni etcd-server etcd-client
   # make bench's load generator
   wrk
 )

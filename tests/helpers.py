@@ -326,18 +326,9 @@ def app_database(conn: str):
     config = app.config["ANODB"]
 
     def use(target: str):
-        filling = True
-
-        def connect(_):
-            # the new pool's first connection, made at once, would fail outside any
-            # request: the pool skips it (and logs it), connections come on demand
-            if filling:
-                raise RuntimeError(f"the app's database is now {target}: connections made on demand")
-            return database.connect(dict(config, conn=target))
-
         old = database.db._pool
-        database.db.set_fun(connect)
-        filling = False
+        # no connection made here (database.db's pool has no minimum): each on demand
+        database.db.set_fun(lambda _: database.connect(dict(config, conn=target)))
         if old is not None:
             old.shutdown()
 

@@ -16,6 +16,7 @@ from helpers import (
     app_routes,
     basic,
     bearer,
+    other_app,
     register,
     unique,
     unreachable_database,
@@ -172,3 +173,17 @@ def test_unreachable_database_is_503(api):
         time.sleep(0.1)
     assert res.json == {"status": "ok", "db": "ok"}
     assert api.get("/stuff/1", 200, login=None).json == {"sid": 1, "stuff": "Chair"}
+
+
+@in_process_only
+def test_app_loaded_while_the_database_is_down():
+    # a server process that loads the app during an outage (mod_wsgi's second daemon
+    # process on its first request, a restarted one), with the production configuration
+    # (its start-up checks): loading must not fail on the database, else the WSGI script
+    # fails and that process answers Apache's HTML 500 to every request; JSON 503s instead
+    unavailable = {"error": "database unavailable, please retry later"}
+    config = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "server.conf")
+    down = "host=/nonexistent-kiva-folder port=1 dbname=kiva user=kiva"
+    code = 'out(client.get("/version"))\nout(client.get("/stuff/1"))'
+    results = other_app(code, APP_CONFIG=config, KIVA_DB=down, APP_SECRET="not-a-secret-" + "x" * 16)
+    assert results == [[503, unavailable], [503, unavailable]]
