@@ -71,7 +71,7 @@ def test_an_undeclared_method_is_a_405_before_any_other_check(raw):
                 {"error": "The method is not allowed for the requested URL."},
             )
             assert res.headers["Allow"]
-    res = raw.request("TRACE", "/no/such/route", headers={"Sec-Fetch-Site": "cross-site"})
+    res = raw.request("BREW", "/no/such/route", headers={"Sec-Fetch-Site": "cross-site"})
     assert (res.status_code, res.json_body["error"][:18]) == (404, "The requested URL ")
 
 
