@@ -51,7 +51,7 @@ def timestamp() -> str:
 
 
 def start_clock():
-    context.g().kiva_start = time.perf_counter()
+    context.state().start = time.perf_counter()
 
 
 def probe_record(i: int) -> logging.LogRecord:
@@ -123,7 +123,7 @@ def write(line: str):
 
 def audit_line(res: flask.Response) -> flask.Response:
     req = context.request()
-    start = context.g().get("kiva_start")
+    start = context.state().start
     ms = (time.perf_counter() - start) * 1000 if start else 0.0
     user = context.app().current_user()
     line = (

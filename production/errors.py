@@ -58,7 +58,7 @@ def unavailable(e: BaseException) -> fsa.ErrorResponse:
     metrics.DB_ERRORS.labels("unavailable").inc()
     metrics.DB_UP.set(0)
     if flask.has_app_context():  # not when the pool opens its first connection at start-up
-        flask.g.kiva_db_unavailable = True
+        context.state().db_unavailable = True
     return fsa.ErrorResponse(UNAVAILABLE, 503)
 
 

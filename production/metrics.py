@@ -237,7 +237,7 @@ def count(res: flask.Response) -> flask.Response:
     route = req.url_rule.rule if req.url_rule is not None else UNMATCHED
     requests, latency = series(route, req.method if req.method in METHODS else "other", res.status_code)
     requests.inc()
-    begun = context.g().get("kiva_start")  # audit.start_clock's
+    begun = context.state().start  # audit.start_clock's
     if begun is not None:
         latency.observe(time.perf_counter() - begun)
     if res.status_code == 401:
