@@ -367,15 +367,6 @@ def wait_for_a_new_token_second(login: str):
         time.sleep(max(row["pwchanged"] + 1.0 - time.time(), 0.0))
 
 
-def basic_credentials(header: str) -> tuple[str, str] | None:
-    """(login, password) of an HTTP Basic Authorization header, None if malformed."""
-    try:
-        login, colon, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
-    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
-        return None
-    return (login, password) if colon else None
-
-
 def one_kind_of_credentials():
     """Before FlaskSimpleAuth: credentials in a URL, or of two kinds, or malformed → 400/401."""
     req = context.request()
@@ -387,7 +378,7 @@ def one_kind_of_credentials():
     body = body_params()
     if body is not None and CREDENTIAL_PARAMS & body.keys():
         return json_error("one kind of credentials per request: Authorization header or USER/PASS", 400)
-    if header.startswith("Basic ") and basic_credentials(header) is None:
+    if header.startswith("Basic ") and context.basic_credentials(header) is None:
         return json_error("malformed authorization header", 401)
     return None
 

@@ -7,6 +7,7 @@ few attributes each: they get the objects once, with the proxies' documented
 `_get_current_object()` (Flask's "Notes On Proxies"), then read them directly.
 """
 
+import base64
 import typing
 
 import flask
@@ -81,3 +82,15 @@ def state() -> RequestState:
     if found is None:
         found = g.kiva = RequestState()
     return found
+
+
+def basic_credentials(header: str) -> tuple[str, str] | None:
+    """(login, password) of an `Authorization: Basic` header; None for another scheme, or
+    a malformed one (not base64, not UTF-8, no colon), which FlaskSimpleAuth refuses too."""
+    if not header.startswith("Basic "):
+        return None
+    try:
+        login, colon, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        return None
+    return (login, password) if colon else None
