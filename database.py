@@ -19,12 +19,10 @@ import psycopg
 
 from production import context, engines, errors, metrics, migrate, pool_private
 from production.anodb_private import DB
+from production.context import READ_ONLY_METHODS
 
 log = logging.getLogger("kiva.database")
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-# the methods that do not change anything: their requests run without a transaction
-READ_ONLY_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
 def checkout(conn: DB):

@@ -13,6 +13,13 @@ import typing
 import flask
 import FlaskSimpleAuth as fsa
 
+# HTTP methods by what they mean here, each set written once (RFC 9110's names)
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # a request body: parameters, 411 if chunked
+WRITE_METHODS = BODY_METHODS | {"DELETE"}  # change data: cross-site refused, committed, cache invalidated
+AUTOMATIC_METHODS = frozenset({"HEAD", "OPTIONS"})  # Flask adds them to every route
+READ_ONLY_METHODS = AUTOMATIC_METHODS | {"GET"}  # in autocommit: no transaction to end
+METHODS = READ_ONLY_METHODS | WRITE_METHODS  # all Kiva's routes answer (metrics: any other is "other")
+
 
 def request() -> flask.Request:
     """The current request (not its proxy)."""

@@ -46,6 +46,7 @@ import flask
 import FlaskSimpleAuth as fsa
 
 from production import VERSION, context, migrate
+from production.context import METHODS
 from production.contract import answers
 
 
@@ -122,8 +123,7 @@ from prometheus_client import multiprocess  # noqa: E402
 
 # a back-end answering in milliseconds: buckets from 1 ms to 5 s (seconds, Prometheus's unit)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-# the labels are bounded sets: route templates, these methods, status codes
-METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+# the labels are bounded sets: route templates, context.METHODS, status codes
 UNMATCHED = "unmatched"  # the route of a request no route matched (a 404, a 405)
 SCHEMES = ("token", "basic", "param", "none")  # the credentials a refused request carried
 DB_ERROR_KINDS = ("unavailable", "conflict", "invalid", "other")

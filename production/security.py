@@ -21,10 +21,10 @@ import urllib.parse
 import flask
 
 from production import context
+from production.context import WRITE_METHODS
 from production.errors import json_error
 
 CORS_HEADERS = "Authorization, Content-Type, If-Match, If-None-Match"
-WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def client_address() -> str:
