@@ -134,9 +134,13 @@ def audit_line(res: flask.Response) -> flask.Response:
     return res
 
 
-# the log records of Kiva's format (level, logger, message) need no thread nor process
-# name: logging then skips looking them up on every record, the audit line's among
-# them (the logging HOWTO's "Optimization" settings; its `_srcfile` one is private)
-logging.logThreads = False
-logging.logProcesses = False
-logging.logMultiprocessing = False
+def init_app(app: flask.Flask):
+    """Logging set for the app's records: in the app, not at import (tests/test_layers.py).
+
+    The log records of Kiva's format (level, logger, message) need no thread nor process
+    name: logging then skips looking them up on every record, the audit line's among
+    them (the logging HOWTO's "Optimization" settings; its `_srcfile` one is private).
+    """
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False

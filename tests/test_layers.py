@@ -4,10 +4,14 @@ Layers, from the top: app.py; the blueprints; auth.py; database.py; the producti
 package; model.py (types only). A module imports only from layers below its own, the
 production modules import each other without a cycle, and nothing the app runs imports
 the drills, scripts, tests or benchmarks. Every import counts, deferred ones included.
+Importing a module changes nothing outside it: its init_app(app) sets what it needs.
 """
 
 import ast
+import json
 import os
+import subprocess
+import sys
 
 from helpers import HERE
 
@@ -83,6 +87,45 @@ def test_no_import_cycle():
     for node in sorted(edges):
         visit(node, [])
     assert cycles == []
+
+
+# imports each module given, in a fresh interpreter: what changed in os.environ, in the
+# logging module's configuration, or in the metrics folder, module by module
+IMPORT_EFFECTS = """
+import importlib, json, logging, os, sys
+
+def configuration():
+    loggers = {name: (lg.level, lg.propagate, len(lg.handlers), lg.disabled)
+               for name, lg in logging.root.manager.loggerDict.items()
+               if isinstance(lg, logging.Logger) and name.startswith("kiva")}
+    unchanged = {name: v for name, v in loggers.items() if v != (logging.NOTSET, True, 0, False)}
+    return {"environ": dict(os.environ), "folder": sorted(os.listdir(os.environ["KIVA_METRICS_DIR"])),
+            "logging": [logging.root.level, len(logging.root.handlers), logging.logThreads,
+                        logging.logProcesses, logging.logMultiprocessing, logging.raiseExceptions],
+            "kiva loggers": unchanged}
+
+effects = {}
+for name in sys.argv[1:]:
+    before = configuration()
+    importlib.import_module(name)
+    after = configuration()
+    effects[name] = sorted(key for key in before if before[key] != after[key])
+print(json.dumps(effects))
+"""
+
+
+def test_importing_a_module_changes_nothing(tmp_path):
+    """Importing a module (all but app.py, whose job it is) sets no environment variable,
+    changes no logging setting, creates or removes no folder: its init_app(app) does."""
+    modules = sorted(m for m in app_modules() if m != "app")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROMETHEUS_")}
+    env["KIVA_METRICS_DIR"] = str(tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", IMPORT_EFFECTS, *modules], cwd=HERE, env=env, capture_output=True, text=True, check=True
+    )
+    effects = json.loads(out.stdout)
+    assert set(effects) == set(modules)
+    assert {name: changed for name, changed in effects.items() if changed} == {}
 
 
 def test_the_checks_see_an_upward_import(tmp_path):
