@@ -60,7 +60,6 @@ hooks.sync_once(app)  # Flask checks each hook for a coroutine on every request:
 metrics.init_app(app, database.probe)  # first: the figures the others count (build info, dead processes)
 audit.init_app(app)  # logging without thread nor process names
 errors.init_app(app)
-security.init_app(app)
 throttle.init_app(app, database.db)
 ratelimit.init_app(app)  # per-client limits of password hashing (429)
 usercache.init_app(app)

@@ -411,9 +411,6 @@ def init_app(app: fsa.Flask):
     if config.get("FSA_TOKEN_ISSUER") != f"{config['FSA_TOKEN_DELAY']:g}m":
         # token_issued reads the lifetime from the token: it must be the one it was made with
         raise RuntimeError('FSA_TOKEN_ISSUER must be the token lifetime, f"{FSA_TOKEN_DELAY:g}m" (app.conf)')
-    config.setdefault("KIVA_PASSWORD_SLOTS", 2)
-    config.setdefault("KIVA_HASH_SLOTS", 1)
-    config.setdefault("KIVA_PASSWORD_WAIT", 0.0)
     app.extensions["kiva_password_checks"] = PasswordChecks(
         config["KIVA_PASSWORD_SLOTS"], config["KIVA_HASH_SLOTS"], config["KIVA_PASSWORD_WAIT"]
     )

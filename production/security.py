@@ -71,8 +71,3 @@ def security_headers(res: flask.Response) -> flask.Response:
                 res.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
                 res.headers["Access-Control-Max-Age"] = "600"
     return res
-
-
-def init_app(app: flask.Flask):
-    app.config.setdefault("KIVA_CORS_ORIGINS", [])
-    app.config.setdefault("KIVA_TRUSTED_PROXIES", [])

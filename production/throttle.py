@@ -209,16 +209,9 @@ def device_cookie(res: flask.Response) -> flask.Response:
 
 
 def init_app(app: flask.Flask, database: typing.Any):
-    """The settings and the database (app.py runs `count` and `device_cookie` after the
-    request's transaction)."""
+    """The database (app.py runs `count` and `device_cookie` after the request's
+    transaction); the settings are app.conf's."""
     global db
     db = database
-    app.config.setdefault("KIVA_THROTTLE_FAILURES", 5)
-    app.config.setdefault("KIVA_THROTTLE_ADDRESS_FAILURES", 20)
-    app.config.setdefault("KIVA_THROTTLE_SECONDS", 300.0)
-    app.config.setdefault("KIVA_THROTTLE_LOGIN_BUDGET", 50)
-    app.config.setdefault("KIVA_THROTTLE_BUDGET_SECONDS", 86400.0)
-    app.config.setdefault("KIVA_THROTTLE_DEVICE_FAILURES", 5)
-    app.config.setdefault("KIVA_DEVICE_DAYS", 365)
     # the token secret (shared by every process in production); else one of this process
     app.extensions["kiva_device_secret"] = app.config.get("FSA_TOKEN_SECRET") or os.urandom(32).hex()

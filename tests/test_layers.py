@@ -133,3 +133,35 @@ def test_the_checks_see_an_upward_import(tmp_path):
     planted = tmp_path / "planted.py"
     planted.write_text("def f():\n    from service import get_version\n    import stuff\n")
     assert imports(str(planted), {"service", "stuff"}) == {"service", "stuff"}
+
+
+def test_each_setting_written_once():
+    """A KIVA_* setting: its default in app.conf only, read there from the environment
+    variable of its own name (docs/configuration.md); the modules read app.config."""
+    import re
+
+    conf = open(os.path.join(HERE, "app.conf")).read()
+    defined = set(re.findall(r"^(KIVA_[A-Z_]+)\b[^=\n]*=", conf, re.M))
+    for line in conf.splitlines():
+        for name in re.findall(r"os\.environ(?:\.get\(|\[)\"(\w+)\"", line):
+            if name != "APP_SECRET":  # the token secret: FSA_TOKEN_SECRET (docs/configuration.md)
+                assert line.startswith(f"{name} ") or name == "KIVA_SQLITE", line  # ANODB's file
+    read, written_in_modules = set(), []
+    for path in app_modules().values():
+        source = open(path).read()
+        read |= set(re.findall(r"config(?:\.get\(|\[)\"(KIVA_[A-Z_]+)\"", source))
+        written_in_modules += re.findall(r"config\.setdefault\(\"(KIVA_[A-Z_]+)\"", source)
+    assert written_in_modules == []
+    assert read - defined == {"KIVA_UNKNOWN_USER_HASH"}  # not a setting: auth.init_app makes it
+
+
+def test_kiva_wsgi_refuses_a_setting_of_another_name(tmp_path):
+    """kiva.env: an APP_ name that is not a generic one would be read by nothing (the
+    settings are named KIVA_…): kiva.wsgi refuses it, before the app is imported."""
+    env_file = tmp_path / "kiva.env"
+    env_file.write_text("APP_SECRET=x\nAPP_SOME_SETTING=8\n")
+    env_file.chmod(0o600)
+    code = "import runpy; runpy.run_path('kiva.wsgi')"
+    env = dict(os.environ, KIVA_ENV=str(env_file))
+    out = subprocess.run([sys.executable, "-c", code], cwd=HERE, env=env, capture_output=True, text=True)
+    assert out.returncode == 1 and "APP_SOME_SETTING is read by nothing" in out.stderr
