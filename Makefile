@@ -128,16 +128,16 @@ test-in-process-and-ext:
 # (long enough for 5 failed bcrypt checks at cost 12 on a loaded machine); each test
 # names a client address of its own through X-Forwarded-For (127.0.0.1 trusted as a
 # proxy): one test's failed logins do not throttle the next one's address
-test-sqlite test-pg test-ext test-outage test-restore test-pitr: export APP_THROTTLE_SECONDS = 8
+test-sqlite test-pg test-ext test-outage test-restore test-pitr: export KIVA_THROTTLE_SECONDS = 8
 # through Apache, bcrypt at cost 12 on a loaded machine, the other stages running beside
 # it (make check): a test's failed checks and what it checks after them need longer
-test-apache: export APP_THROTTLE_SECONDS = 20
-test-sqlite test-pg test-ext test-apache test-outage: export APP_TRUSTED_PROXIES = 127.0.0.1
+test-apache: export KIVA_THROTTLE_SECONDS = 20
+test-sqlite test-pg test-ext test-apache test-outage: export KIVA_TRUSTED_PROXIES = 127.0.0.1
 # the suite hashes many passwords as one user or from one address (the fuzzer…), and races
 # two registrations (two hashes at once): the per-client limit of password hashing out of
 # its way, a second hashing slot; tests/test_hashing.py checks both in-process
-test-sqlite test-pg test-ext test-apache test-outage test-schema: export APP_HASH_LIMIT = 100000 per minute
-test-sqlite test-pg test-ext test-apache test-outage test-schema: export APP_HASH_SLOTS = 2
+test-sqlite test-pg test-ext test-apache test-outage test-schema: export KIVA_HASH_LIMIT = 100000 per minute
+test-sqlite test-pg test-ext test-apache test-outage test-schema: export KIVA_HASH_SLOTS = 2
 # their databases start from the seed data: the suite must leave exactly that (conftest.py);
 # test-sqlite and test-pg start on the upgraded database (generated rows, drills/upgrade.py):
 # the suite must leave the counts it found there
@@ -184,8 +184,8 @@ MUTANTS ?=
 mutation: venv
 	@# mutants/ is kept: mutmut reruns only the mutants of the functions changed since
 	rm -f $(MUTATION_SQLITE)
-	export APP_CONFIG=app.conf KIVA_SQLITE=$(MUTATION_SQLITE) APP_SECRET=$(TEST_SECRET) APP_THROTTLE_SECONDS=8 \
-	  APP_TRUSTED_PROXIES=127.0.0.1 KIVA_METRICS_TOKEN=$(TEST_METRICS_TOKEN) FLASK_TESTER_APP=app; \
+	export APP_CONFIG=app.conf KIVA_SQLITE=$(MUTATION_SQLITE) APP_SECRET=$(TEST_SECRET) KIVA_THROTTLE_SECONDS=8 \
+	  KIVA_TRUSTED_PROXIES=127.0.0.1 KIVA_METRICS_TOKEN=$(TEST_METRICS_TOKEN) FLASK_TESTER_APP=app; \
 	$(BIN)/python drills/upgrade.py --sqlite $(MUTATION_SQLITE) $(UPGRADE_ROWS) >/dev/null && \
 	MUTANTS='$(MUTANTS)' $(BIN)/python scripts/mutation.py
 
@@ -302,14 +302,14 @@ cluster-status:
 
 # a new cluster in its own folder: the whole external test suite through HAProxy, the
 # freshness of the shared cache across the nodes, then the drills (drills/cluster_drills.py)
-test-cluster: export APP_THROTTLE_SECONDS = 20
-test-cluster: export APP_TRUSTED_PROXIES = 127.0.0.1
+test-cluster: export KIVA_THROTTLE_SECONDS = 20
+test-cluster: export KIVA_TRUSTED_PROXIES = 127.0.0.1
 test-cluster: export CLUSTER_FORWARDFOR_EXCEPT = 127.0.0.0/8
 # the kill drill's slow reads (bcrypt) at once on a node: more than the 2 slots of production
-test-cluster: export APP_PASSWORD_SLOTS = 8
-# the suite through the cluster hashes like make check's (APP_HASH_LIMIT, APP_HASH_SLOTS above)
-test-cluster: export APP_HASH_LIMIT = 100000 per minute
-test-cluster: export APP_HASH_SLOTS = 2
+test-cluster: export KIVA_PASSWORD_SLOTS = 8
+# the suite through the cluster hashes like make check's (KIVA_HASH_LIMIT, KIVA_HASH_SLOTS above)
+test-cluster: export KIVA_HASH_LIMIT = 100000 per minute
+test-cluster: export KIVA_HASH_SLOTS = 2
 test-cluster: system-deps venv-dev
 	MAKE="$(MAKE) --no-print-directory" APP_SECRET=$(TEST_SECRET) PYTEST=$(BIN)/pytest PYTHON=$(BIN)/python \
 	  CLUSTER_DIR=$(CLUSTER_DIR)-test deploy/cluster-check.sh
@@ -328,11 +328,11 @@ ha-stop:
 ha-status:
 	deploy/ha.sh status
 
-test-ha: export APP_THROTTLE_SECONDS = 20
+test-ha: export KIVA_THROTTLE_SECONDS = 20
 # the redis drill polls with passwords from one client address (the bridge's): the
 # hashing budget per client (production/ratelimit.py) out of its way, as for test-cluster
-test-ha: export APP_HASH_LIMIT = 100000 per minute
-test-ha: export APP_HASH_SLOTS = 2
+test-ha: export KIVA_HASH_LIMIT = 100000 per minute
+test-ha: export KIVA_HASH_SLOTS = 2
 test-ha: system-deps venv-dev
 	MAKE="$(MAKE) --no-print-directory" APP_SECRET=$(TEST_SECRET) PYTHON=$(BIN)/python HA_DIR=$(HA_DIR)-test \
 	  deploy/ha-check.sh

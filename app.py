@@ -57,14 +57,14 @@ app.after_request(hooks.after_chain(AFTER_REQUEST))
 app.teardown_request(database.release)  # roll back on an exception, return the connection
 hooks.sync_once(app)  # Flask checks each hook for a coroutine on every request: once is enough
 
+metrics.init_app(app, database.probe)  # first: the figures the others count (build info, dead processes)
+audit.init_app(app)  # logging without thread nor process names
 errors.init_app(app)
-security.init_app(app)
 throttle.init_app(app, database.db)
 ratelimit.init_app(app)  # per-client limits of password hashing (429)
 usercache.init_app(app)
 database.init_app(app)
 auth.init_app(app)  # FlaskSimpleAuth's hooks: its request hooks come after the ones above
-metrics.init_app(app, database.probe)  # build info, dead processes' files, the probe of each scrape
 
 declared.record(app)  # what each route declares, for the OpenAPI document: before any route
 app.register_blueprint(service.blueprint)

@@ -10,7 +10,7 @@ beyond), and the outcome is recorded for the throttle.
 Freshness over caching: FlaskSimpleAuth's own caches are in-process and would
 keep accepting an old password, an old group or a deleted user's token on the
 other server processes. So every authenticated request reads its user row once
-(one indexed query, memoised for the request in flask.g) and derives the password
+(one indexed query, memoised for the request: context.RequestState) and derives the password
 hash, the ADMIN group, "this user still exists" and "this token is not older than
 the password" from it. Only pure computations are cached: the bcrypt verification
 of a (password, current hash) pair, which a password change invalidates.
@@ -179,7 +179,10 @@ def lookup(login: str) -> dict:
     uid, login, pword, isadmin, pwchanged (all None for an unknown login), and the
     failed password checks of the throttling windows for this login and this client.
     """
-    memo = context.g().setdefault("kiva_logins", {})
+    state = context.state()
+    memo = state.logins
+    if memo is None:
+        memo = state.logins = {}
     if login not in memo:
         # never from the shared cache: it holds no password hash (docs/shared-cache.md)
         memo[login] = db.get_user_login(login=login, address=throttle.client_key())
@@ -190,12 +193,15 @@ def user_row(login: str) -> dict | None:
     """The user's row, or None if there is no such user (any more): uid, login,
     isadmin, pwchanged (and pword, and the throttling counts, if lookup() read them
     already: a password check); read once per request."""
-    g = context.g()
-    checked = g.get("kiva_logins")
+    state = context.state()
+    checked = state.logins
+    row: dict | None
     if checked and login in checked:
         row = checked[login]
     else:
-        memo = g.setdefault("kiva_users", {})
+        memo = state.users
+        if memo is None:
+            memo = state.users = {}
         if login not in memo:
             memo[login] = usercache.user_row(login, lambda: db.get_user(login=login))
         row = memo[login]
@@ -224,7 +230,7 @@ def password_check(login: str, password: str) -> bool:
         )
     except fsa.ErrorResponse as e:
         # FlaskSimpleAuth answers the last scheme's error: make sure this one wins
-        flask.g.kiva_auth_refusal = e
+        context.state().auth_refusal = e
         raise
     ok = ok and row["uid"] is not None
     throttle.record(login, row, ok, device)
@@ -286,7 +292,7 @@ def bcrypt_input(password: str) -> str:
 def restore_refusal(res: flask.Response) -> flask.Response:
     """A throttled (429) or busy (503) password check, or a refused token, is the
     answer, not a later scheme's 401."""
-    refusal = context.g().get("kiva_auth_refusal")
+    refusal = context.state().auth_refusal
     if refusal is not None and res.status_code == 401:
         res = json_error(refusal.message, refusal.status)
         res.headers.update(refusal.headers or {})
@@ -348,8 +354,8 @@ def check_token(login: str | None, token: str) -> str:
     """
     row = user_row(login) if login else None
     if row is None or token_issued(token) < row["pwchanged"]:
-        flask.g.kiva_auth_refusal = fsa.ErrorResponse("invalid token", 401)
-        raise flask.g.kiva_auth_refusal
+        refusal = context.state().auth_refusal = fsa.ErrorResponse("invalid token", 401)
+        raise refusal
     return typing.cast(str, login)
 
 
@@ -359,15 +365,6 @@ def wait_for_a_new_token_second(login: str):
     row = user_row(login)
     if row is not None:
         time.sleep(max(row["pwchanged"] + 1.0 - time.time(), 0.0))
-
-
-def basic_credentials(header: str) -> tuple[str, str] | None:
-    """(login, password) of an HTTP Basic Authorization header, None if malformed."""
-    try:
-        login, colon, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
-    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
-        return None
-    return (login, password) if colon else None
 
 
 def one_kind_of_credentials():
@@ -381,7 +378,7 @@ def one_kind_of_credentials():
     body = body_params()
     if body is not None and CREDENTIAL_PARAMS & body.keys():
         return json_error("one kind of credentials per request: Authorization header or USER/PASS", 400)
-    if header.startswith("Basic ") and basic_credentials(header) is None:
+    if header.startswith("Basic ") and context.basic_credentials(header) is None:
         return json_error("malformed authorization header", 401)
     return None
 
@@ -414,9 +411,6 @@ def init_app(app: fsa.Flask):
     if config.get("FSA_TOKEN_ISSUER") != f"{config['FSA_TOKEN_DELAY']:g}m":
         # token_issued reads the lifetime from the token: it must be the one it was made with
         raise RuntimeError('FSA_TOKEN_ISSUER must be the token lifetime, f"{FSA_TOKEN_DELAY:g}m" (app.conf)')
-    config.setdefault("KIVA_PASSWORD_SLOTS", 2)
-    config.setdefault("KIVA_HASH_SLOTS", 1)
-    config.setdefault("KIVA_PASSWORD_WAIT", 0.0)
     app.extensions["kiva_password_checks"] = PasswordChecks(
         config["KIVA_PASSWORD_SLOTS"], config["KIVA_HASH_SLOTS"], config["KIVA_PASSWORD_WAIT"]
     )

@@ -19,12 +19,10 @@ import psycopg
 
 from production import context, engines, errors, metrics, migrate, pool_private
 from production.anodb_private import DB
+from production.context import READ_ONLY_METHODS
 
 log = logging.getLogger("kiva.database")
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-# the methods that do not change anything: their requests run without a transaction
-READ_ONLY_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
 def checkout(conn: DB):
@@ -73,8 +71,7 @@ def close_broken():
 
 def end_transaction(res: flask.Response) -> flask.Response:
     """Commit below 400, roll back otherwise; a 503 if the database failed meanwhile."""
-    g = context.g()
-    if g.get("kiva_db_unavailable") and res.status_code != 503:
+    if context.state().db_unavailable and res.status_code != 503:
         res = errors.json_error(errors.UNAVAILABLE, 503)
     # no database used, or no transaction to end (a read in autocommit mode)
     conn = pool_private.held(db)
@@ -122,7 +119,7 @@ def probe() -> bool:
         finally:
             conn.close()
     except errors.DB_FAILURES:  # errors.unavailable() counted it, and set kiva_database_up to 0
-        flask.g.pop("kiva_db_unavailable", None)
+        context.state().db_unavailable = False
         return False
     metrics.DB_UP.set(1)
     return True

@@ -9,7 +9,9 @@
 #   APP_SECRET=<40 random characters: the token signing secret, shared by all processes>
 #   KIVA_METRICS_TOKEN=<random, 16 characters or more: Prometheus's bearer token for GET /metrics>
 #
-# Variables already set in the environment win over the file.
+# Variables already set in the environment win over the file. Kiva's settings are named
+# as their configuration keys (KIVA_…, docs/configuration.md): an APP_ name other than
+# the generic ones is refused, as nothing would read it (a name from before the renaming).
 import os
 import sys
 
@@ -19,6 +21,7 @@ sys.path.insert(0, here)
 os.environ.setdefault("APP_NAME", "kiva")
 os.environ.setdefault("APP_CONFIG", os.path.join(here, "server.conf"))
 
+GENERIC = {"APP_SECRET", "APP_NAME", "APP_CONFIG"}
 env_file = os.environ.get("KIVA_ENV", os.path.join(here, "kiva.env"))
 if os.path.exists(env_file):
     if os.stat(env_file).st_mode & 0o077:
@@ -28,6 +31,8 @@ if os.path.exists(env_file):
             line = line.strip()
             if line and not line.startswith("#"):
                 name, _, value = line.partition("=")
+                if name.strip().startswith("APP_") and name.strip() not in GENERIC:
+                    raise RuntimeError(f"{env_file}: {name.strip()} is read by nothing: see docs/configuration.md")
                 os.environ.setdefault(name.strip(), value.strip())
 
 from app import app as application  # noqa: E402, F401

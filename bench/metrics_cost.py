@@ -104,7 +104,7 @@ def setup() -> tuple[str, int]:
             APP_SECRET=SECRET,
             DB_INIT=init,
         )
-        deploy_env.pop("APP_THROTTLE_SECONDS", None)
+        deploy_env.pop("KIVA_THROTTLE_SECONDS", None)
         run("deploy/deploy.sh", cwd=source, env=deploy_env)
     # the benchmark's user (a production-cost hash) and one thing to read
     venv_python = os.path.join(DIRS["with metrics"], "venv", "bin", "python")

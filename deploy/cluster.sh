@@ -21,8 +21,8 @@
 # CLUSTER_NODE1_PORT 9410, CLUSTER_NODE2_PORT 9411, CLUSTER_PGBOUNCER_PORT 9420,
 # CLUSTER_REDIS_PORT 9430, CLUSTER_PG_PORT 5860, CLUSTER_DIR (/tmp/kiva-cluster-<front>),
 # CLUSTER_CACHE (redis|none), CLUSTER_REDIS_MEMORY (64mb), CLUSTER_FORWARDFOR_EXCEPT (a network: see haproxy.cfg),
-# APP_SECRET (default: a random one kept in CLUSTER_DIR), APP_THROTTLE_SECONDS,
-# APP_TRUSTED_PROXIES (127.0.0.1, HAProxy's address), MAKE.
+# APP_SECRET (default: a random one kept in CLUSTER_DIR), KIVA_THROTTLE_SECONDS,
+# KIVA_TRUSTED_PROXIES (127.0.0.1, HAProxy's address), MAKE.
 #
 #   deploy/cluster.sh start|stop|status|env
 #   deploy/cluster.sh node-deploy N     # make deploy to node N (the rolling deploy uses it)
@@ -73,8 +73,8 @@ start_pgbouncer() {
   mkdir -p "$run"
   # server.conf's "options" startup parameter (the planner, statement and lock timeouts)
   # cannot pass PgBouncer: each server connection gets them once, when it opens
-  local settings="SET max_parallel_workers_per_gather = 0; SET statement_timeout = ${APP_STATEMENT_TIMEOUT_MS:-5000};"
-  settings+=" SET lock_timeout = ${APP_LOCK_TIMEOUT_MS:-2000}"
+  local settings="SET max_parallel_workers_per_gather = 0; SET statement_timeout = ${KIVA_STATEMENT_TIMEOUT_MS:-5000};"
+  settings+=" SET lock_timeout = ${KIVA_LOCK_TIMEOUT_MS:-2000}"
   # transaction pooling: a server connection per transaction, not per client; Debian's
   # 1.18 cannot track prepared statements (the app disables them: KIVA_PGBOUNCER=1).
   # trust on loopback, as the private PostgreSQL's socket; production: scram-sha-256
@@ -169,13 +169,13 @@ node_deploy() {  # N [make deploy variables…]: deploy to node N, environment f
   chmod 755 "$dir" "$target"
   # schema work as the owner role (security #10), straight to PostgreSQL, not through the pooler
   # HAProxy (127.0.0.1) is the nodes' trusted proxy: the client's address is its X-Forwarded-For
-  APP_TRUSTED_PROXIES=${APP_TRUSTED_PROXIES:-127.0.0.1} $make --no-print-directory deploy DEPLOY_FORCE=1 DEPLOY_TARGET="$target" KIVA_DB="$kiva_db" \
+  KIVA_TRUSTED_PROXIES=${KIVA_TRUSTED_PROXIES:-127.0.0.1} $make --no-print-directory deploy DEPLOY_FORCE=1 DEPLOY_TARGET="$target" KIVA_DB="$kiva_db" \
     KIVA_OWNER_DB="host=$PG_DIR port=$PG_PORT dbname=$db user=${DB_OWNER:-kiva_owner}" \
     APP_SECRET="$(secret)" "$@" >/dev/null
   local env=$target/kiva.env
   grep -q '^KIVA_PGBOUNCER=' "$env" || echo "KIVA_PGBOUNCER=1" >>"$env"
-  if [ -n "${APP_PASSWORD_SLOTS:-}" ]; then  # the drills' slow reads: bcrypt work at once
-    grep -q '^APP_PASSWORD_SLOTS=' "$env" || echo "APP_PASSWORD_SLOTS=$APP_PASSWORD_SLOTS" >>"$env"
+  if [ -n "${KIVA_PASSWORD_SLOTS:-}" ]; then  # the drills' slow reads: bcrypt work at once
+    grep -q '^KIVA_PASSWORD_SLOTS=' "$env" || echo "KIVA_PASSWORD_SLOTS=$KIVA_PASSWORD_SLOTS" >>"$env"
   fi
   if [ -n "${KIVA_METRICS_TOKEN:-}" ]; then  # the scrape token of GET /metrics (the tests')
     grep -q '^KIVA_METRICS_TOKEN=' "$env" || echo "KIVA_METRICS_TOKEN=$KIVA_METRICS_TOKEN" >>"$env"

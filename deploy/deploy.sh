@@ -71,7 +71,7 @@ printf 'KIVA_DB=%s\nAPP_SECRET=%s\n' "${KIVA_DB:?KIVA_DB: the libpq connection s
 printf 'KIVA_OWNER_DB=%s\n' "${KIVA_OWNER_DB:-$KIVA_DB}" | on_target "$(keep_or_write kiva-owner.env)"
 # make check's deployment: a short throttling window, a trusted proxy for the tests' addresses,
 # the hashing limits out of the suite's way
-for var in APP_THROTTLE_SECONDS APP_TRUSTED_PROXIES APP_THROTTLE_ADDRESS_FAILURES APP_HASH_LIMIT APP_HASH_SLOTS; do
+for var in KIVA_THROTTLE_SECONDS KIVA_TRUSTED_PROXIES KIVA_THROTTLE_ADDRESS_FAILURES KIVA_HASH_LIMIT KIVA_HASH_SLOTS; do
   if [ -n "${!var:-}" ]; then
     on_target "grep -q '^$var=' kiva.env || echo $var=$(q "${!var}") >> kiva.env"
   fi

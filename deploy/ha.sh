@@ -213,14 +213,14 @@ deploy_web() {  # N [make deploy variables…]
   chmod 755 "$dir" "$target"
   [ -f "$dir/app.secret" ] || (umask 077 && head -c 30 /dev/urandom | base64 | tr -d '/+=' >"$dir/app.secret")
   # HAProxy's address is the nodes' trusted proxy: the client's address is its X-Forwarded-For
-  APP_TRUSTED_PROXIES=$(ip_of lb) $make --no-print-directory deploy DEPLOY_FORCE=1 DEPLOY_TARGET="$target" \
+  KIVA_TRUSTED_PROXIES=$(ip_of lb) $make --no-print-directory deploy DEPLOY_FORCE=1 DEPLOY_TARGET="$target" \
     KIVA_DB="$(kiva_db kiva)" KIVA_OWNER_DB="$(kiva_db kiva_owner)" APP_SECRET="${APP_SECRET:-$(cat "$dir/app.secret")}" \
     "$@" >/dev/null
   local env=$target/kiva.env
   # the app's Redis account, in kiva.env (0600, beside APP_SECRET)
   sed -i '/^KIVA_REDIS=/d' "$env"
   echo "KIVA_REDIS=redis://kiva:$(redis_password kiva)@$(ip_of redis):6379/0" >>"$env"
-  for var in KIVA_METRICS_TOKEN APP_PASSWORD_SLOTS; do
+  for var in KIVA_METRICS_TOKEN KIVA_PASSWORD_SLOTS; do
     if [ -n "${!var:-}" ]; then grep -q "^$var=" "$env" || echo "$var=${!var}" >>"$env"; fi
   done
 }

@@ -6,7 +6,7 @@ needs on top of it. No module here imports a blueprint, nor anything above it
 (tests/test_layers.py reads the imports and checks it).
 
 Every request, in the order app.py wires them:
-    context      the request, flask.g and the app behind Flask's proxies (cheap reads)
+    context      the request, its state (RequestState) and the app behind Flask's proxies
     hooks        one Flask hook each way that calls Kiva's in a fixed order
     security     the client's address, cross-site writes refused, response headers
     errors       every error a JSON object with the right status, no secret in it

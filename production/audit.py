@@ -51,7 +51,7 @@ def timestamp() -> str:
 
 
 def start_clock():
-    context.g().kiva_start = time.perf_counter()
+    context.state().start = time.perf_counter()
 
 
 def probe_record(i: int) -> logging.LogRecord:
@@ -123,7 +123,7 @@ def write(line: str):
 
 def audit_line(res: flask.Response) -> flask.Response:
     req = context.request()
-    start = context.g().get("kiva_start")
+    start = context.state().start
     ms = (time.perf_counter() - start) * 1000 if start else 0.0
     user = context.app().current_user()
     line = (
@@ -134,9 +134,13 @@ def audit_line(res: flask.Response) -> flask.Response:
     return res
 
 
-# the log records of Kiva's format (level, logger, message) need no thread nor process
-# name: logging then skips looking them up on every record, the audit line's among
-# them (the logging HOWTO's "Optimization" settings; its `_srcfile` one is private)
-logging.logThreads = False
-logging.logProcesses = False
-logging.logMultiprocessing = False
+def init_app(app: flask.Flask):
+    """Logging set for the app's records: in the app, not at import (tests/test_layers.py).
+
+    The log records of Kiva's format (level, logger, message) need no thread nor process
+    name: logging then skips looking them up on every record, the audit line's among
+    them (the logging HOWTO's "Optimization" settings; its `_srcfile` one is private).
+    """
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False

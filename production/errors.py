@@ -11,8 +11,6 @@ a body that is not a JSON object or nested too deep, a body over the size limit,
 echo a secret the request carried (FlaskSimpleAuth's cast errors echo the value).
 """
 
-import base64
-import binascii
 import json
 import logging
 import sqlite3
@@ -58,7 +56,7 @@ def unavailable(e: BaseException) -> fsa.ErrorResponse:
     metrics.DB_ERRORS.labels("unavailable").inc()
     metrics.DB_UP.set(0)
     if flask.has_app_context():  # not when the pool opens its first connection at start-up
-        flask.g.kiva_db_unavailable = True
+        context.state().db_unavailable = True
     return fsa.ErrorResponse(UNAVAILABLE, 503)
 
 
@@ -171,13 +169,11 @@ def request_secrets() -> list[str]:
         values.append(user.get("password"))
     elif isinstance(user, str):  # user=<json> in a form: hide the whole object
         values.append(user)
-    scheme, _, credentials = req.headers.get("Authorization", "").partition(" ")
-    if scheme == "Basic":
-        try:
-            values.append(base64.b64decode(credentials).decode().partition(":")[2])
-        except (binascii.Error, UnicodeDecodeError):
-            pass
-    values.append(credentials)
+    header = req.headers.get("Authorization", "")
+    basic = context.basic_credentials(header)
+    if basic is not None:
+        values.append(basic[1])
+    values.append(header.partition(" ")[2])  # a token, or Basic's base64 text
     # shorter ones could not be passwords (FSA_PASSWORD_LENGTH), and would blot out the message
     secrets = {str(v) for v in values if v is not None and len(str(v)) >= MIN_SECRET}
     return sorted(secrets | {repr(s)[1:-1] for s in secrets}, key=len, reverse=True)

@@ -2,8 +2,8 @@
 
 prometheus_client's multiprocess mode: each process writes its figures to memory
 mapped files in one directory, and a scrape, whichever process answers it, adds up
-the files of them all. That directory is chosen here, before prometheus_client is
-first imported (it picks its storage at import time), one per process group:
+the files of them all. That directory is chosen by init_app (set_up), before
+prometheus_client is first imported (it picks its storage then), one per process group:
 
 - under Apache + mod_wsgi, the daemon processes are children of the Apache parent
   process: the group is that parent (its pid and start time). Each Apache start gets
@@ -41,11 +41,13 @@ import stat
 import sys
 import tempfile
 import time
+import typing
 
 import flask
 import FlaskSimpleAuth as fsa
 
 from production import VERSION, context, migrate
+from production.context import METHODS
 from production.contract import answers
 
 
@@ -110,54 +112,79 @@ def group_directory() -> str:
     return path
 
 
-if "prometheus_client" in sys.modules and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-    # it chose its in-process storage already: each process would show only its own figures
-    raise RuntimeError("prometheus_client was imported before metrics.py: import metrics (or app) first")
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", group_directory())
-DIRECTORY = os.environ["PROMETHEUS_MULTIPROC_DIR"]
-
-# only now: prometheus_client chooses its multiprocess storage when first imported
-import prometheus_client as prom  # noqa: E402
-from prometheus_client import multiprocess  # noqa: E402
+if typing.TYPE_CHECKING:  # imported by set_up() only, once the folder is chosen
+    import prometheus_client as prom
 
 # a back-end answering in milliseconds: buckets from 1 ms to 5 s (seconds, Prometheus's unit)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-# the labels are bounded sets: route templates, these methods, status codes
-METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+# the labels are bounded sets: route templates, context.METHODS, status codes
 UNMATCHED = "unmatched"  # the route of a request no route matched (a 404, a 405)
 SCHEMES = ("token", "basic", "param", "none")  # the credentials a refused request carried
 DB_ERROR_KINDS = ("unavailable", "conflict", "invalid", "other")
 
-REQUESTS = prom.Counter(
-    "kiva_http_requests", "HTTP requests answered, by route template, method and status", ["route", "method", "status"]
-)
-LATENCY = prom.Histogram(
-    "kiva_http_request_duration_seconds",
-    "Time to answer a request in the app, by route template and method",
-    ["route", "method"],
-    buckets=LATENCY_BUCKETS,
-)
-AUTH_FAILURES = prom.Counter(
-    "kiva_auth_failures", "Requests refused as not authenticated (401), by the credentials they carried", ["scheme"]
-)
-THROTTLED = prom.Counter("kiva_throttled", "Requests refused by login throttling (429)")
-DB_ERRORS = prom.Counter("kiva_database_errors", "Database errors, by kind", ["kind"])
-# the most recent probe or connection attempt, of any live process
-DB_UP = prom.Gauge(
-    "kiva_database_up", "1 if the database answered the last attempt, 0 if not", multiprocess_mode="livemostrecent"
-)
-POOL_IN_USE = prom.Gauge(
-    "kiva_database_connections_in_use", "Pool connections held by requests, all processes", multiprocess_mode="livesum"
-)
-BUILD_INFO = prom.Gauge(
-    "kiva_build_info", "Versions of the app and of its database schema (value 1)", ["version", "schema"],
-    multiprocess_mode="livemax",
-)  # fmt: skip
+# the figures: created by set_up(), which init_app calls first
+REQUESTS: "prom.Counter"
+LATENCY: "prom.Histogram"
+AUTH_FAILURES: "prom.Counter"
+THROTTLED: "prom.Counter"
+DB_ERRORS: "prom.Counter"
+DB_UP: "prom.Gauge"  # the most recent probe or connection attempt, of any live process
+POOL_IN_USE: "prom.Gauge"
+BUILD_INFO: "prom.Gauge"
+DIRECTORY = ""  # this process group's folder (PROMETHEUS_MULTIPROC_DIR), once set_up() ran
 
-for _scheme in SCHEMES:  # zeros from the start: rate() needs a first sample
-    AUTH_FAILURES.labels(_scheme)
-for _kind in DB_ERROR_KINDS:
-    DB_ERRORS.labels(_kind)
+
+def set_up():
+    """Choose the folder, then import prometheus_client and create the figures; once.
+
+    Not at import: importing a module changes nothing (tests/test_layers.py), the app's
+    init_app calls do. The order matters: prometheus_client picks its storage when first
+    imported, and every figure opens its file in the folder when created, both reading
+    PROMETHEUS_MULTIPROC_DIR, which must name the folder by then (and stay set: a forked
+    process reopens its files there).
+    """
+    global DIRECTORY, REQUESTS, LATENCY, AUTH_FAILURES, THROTTLED, DB_ERRORS, DB_UP, POOL_IN_USE, BUILD_INFO
+    if DIRECTORY:
+        return
+    if "prometheus_client" in sys.modules and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # it chose its in-process storage already: each process would show only its own figures
+        raise RuntimeError("prometheus_client was imported before metrics.set_up(): metrics.init_app(app) first")
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", group_directory())
+    import prometheus_client as prom  # only now: see above
+
+    REQUESTS = prom.Counter(
+        "kiva_http_requests",
+        "HTTP requests answered, by route template, method and status",
+        ["route", "method", "status"],
+    )
+    LATENCY = prom.Histogram(
+        "kiva_http_request_duration_seconds",
+        "Time to answer a request in the app, by route template and method",
+        ["route", "method"],
+        buckets=LATENCY_BUCKETS,
+    )
+    AUTH_FAILURES = prom.Counter(
+        "kiva_auth_failures", "Requests refused as not authenticated (401), by the credentials they carried", ["scheme"]
+    )
+    THROTTLED = prom.Counter("kiva_throttled", "Requests refused by login throttling (429)")
+    DB_ERRORS = prom.Counter("kiva_database_errors", "Database errors, by kind", ["kind"])
+    DB_UP = prom.Gauge(
+        "kiva_database_up", "1 if the database answered the last attempt, 0 if not", multiprocess_mode="livemostrecent"
+    )
+    POOL_IN_USE = prom.Gauge(
+        "kiva_database_connections_in_use",
+        "Pool connections held by requests, all processes",
+        multiprocess_mode="livesum",
+    )
+    BUILD_INFO = prom.Gauge(
+        "kiva_build_info", "Versions of the app and of its database schema (value 1)", ["version", "schema"],
+        multiprocess_mode="livemax",
+    )  # fmt: skip
+    for scheme in SCHEMES:  # zeros from the start: rate() needs a first sample
+        AUTH_FAILURES.labels(scheme)
+    for kind in DB_ERROR_KINDS:
+        DB_ERRORS.labels(kind)
+    DIRECTORY = os.environ["PROMETHEUS_MULTIPROC_DIR"]  # last: set_up() is done
 
 
 def schema_version() -> str:
@@ -168,11 +195,15 @@ def schema_version() -> str:
 
 def process_gone():
     """At a clean exit: this process's live gauges leave the sums."""
+    from prometheus_client import multiprocess  # set_up() imported it
+
     multiprocess.mark_process_dead(os.getpid(), DIRECTORY)
 
 
 def mark_dead_processes():
     """At start-up: the same for the processes of this group that died without it."""
+    from prometheus_client import multiprocess  # set_up() imported it
+
     pids = {int(m[1]) for m in map(re.compile(r"_(\d+)\.db$").search, os.listdir(DIRECTORY)) if m}
     for pid in pids - {os.getpid()}:
         if not alive(pid):
@@ -187,6 +218,9 @@ def exposition() -> flask.Response:
     """The figures of every process of the group, in Prometheus's text format."""
     if database_probe is not None:
         database_probe()
+    import prometheus_client as prom  # set_up() imported it
+    from prometheus_client import multiprocess
+
     registry = prom.CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, DIRECTORY)
     return flask.Response(prom.generate_latest(registry), 200, content_type=prom.exposition.CONTENT_TYPE_PLAIN_0_0_4)
@@ -237,7 +271,7 @@ def count(res: flask.Response) -> flask.Response:
     route = req.url_rule.rule if req.url_rule is not None else UNMATCHED
     requests, latency = series(route, req.method if req.method in METHODS else "other", res.status_code)
     requests.inc()
-    begun = context.g().get("kiva_start")  # audit.start_clock's
+    begun = context.state().start  # audit.start_clock's
     if begun is not None:
         latency.observe(time.perf_counter() - begun)
     if res.status_code == 401:
@@ -271,6 +305,7 @@ def init_app(app: fsa.Flask, probe=None):
     `probe` is called before each scrape: it tries the database and sets DB_UP.
     """
     global database_probe
+    set_up()
     token = app.config.get("KIVA_METRICS_TOKEN")
     if token is not None and len(token) < 16:
         raise RuntimeError("KIVA_METRICS_TOKEN: at least 16 characters, or unset (admins only)")

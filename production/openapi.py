@@ -30,13 +30,11 @@ import FlaskSimpleAuth as fsa
 import pydantic
 
 from production import VERSION, contract, declared, etag, ratelimit
+from production.context import AUTOMATIC_METHODS, BODY_METHODS, WRITE_METHODS
 
 blueprint = fsa.Blueprint("openapi", __name__)
 
 DOCUMENT = "kiva.openapi"  # the app.extensions key of the generated document
-BODY_METHODS = {"POST", "PUT", "PATCH"}
-WRITE_METHODS = BODY_METHODS | {"DELETE"}
-AUTOMATIC_METHODS = {"HEAD", "OPTIONS"}  # added by Flask to every route, not declared by it
 # FlaskSimpleAuth's special parameters: given by the framework, not sent by a client
 SPECIAL_PARAMETERS = {fsa.CurrentUser}
 # FlaskSimpleAuth authentication schemes → OpenAPI security schemes ("param": none, see above)

@@ -114,6 +114,5 @@ def count_hash():
 
 
 def init_app(app: flask.Flask):
-    app.config.setdefault("KIVA_HASH_LIMIT", "10 per minute")
     parsed(app.config["KIVA_HASH_LIMIT"])  # a malformed limit fails at start, not in a request
     app.extensions["kiva_hash_limit"] = HashLimit(app.config.get("KIVA_REDIS"))

@@ -21,10 +21,10 @@ import urllib.parse
 import flask
 
 from production import context
+from production.context import WRITE_METHODS
 from production.errors import json_error
 
 CORS_HEADERS = "Authorization, Content-Type, If-Match, If-None-Match"
-WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def client_address() -> str:
@@ -71,8 +71,3 @@ def security_headers(res: flask.Response) -> flask.Response:
                 res.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
                 res.headers["Access-Control-Max-Age"] = "600"
     return res
-
-
-def init_app(app: flask.Flask):
-    app.config.setdefault("KIVA_CORS_ORIGINS", [])
-    app.config.setdefault("KIVA_TRUSTED_PROXIES", [])

@@ -135,7 +135,7 @@ def check(login: str, row: dict, device_id: str | None):
     elif device_id is not None:
         found = db.get_auth_failures(kind="device", name=device_id) or {"failures": None, "since": None}
         failures, end = in_window(found["failures"], found["since"], now, day)
-        flask.g.kiva_device_failures = failures
+        context.state().device_failures = failures
         if failures < config["KIVA_THROTTLE_DEVICE_FAILURES"]:
             return
         wait = end - now
@@ -150,14 +150,18 @@ def check(login: str, row: dict, device_id: str | None):
 def record(login: str, row: dict, ok: bool, device_id: str | None):
     """After a password check: remember its outcome, written once the request is over."""
     outcome = (login, ok, login_throttled(row, time.time()), row, device_id)
-    flask.g.setdefault("kiva_password_checks", []).append(outcome)
+    state = context.state()
+    if state.password_outcomes is None:
+        state.password_outcomes = []
+    state.password_outcomes.append(outcome)
     if ok and device_id is None:
-        flask.g.kiva_new_device = login
+        state.new_device = login
 
 
 def count(res: flask.Response) -> flask.Response:
     """After the request's own transaction: count the failures, reset on a success."""
-    outcomes = context.g().get("kiva_password_checks")
+    state = context.state()
+    outcomes = state.password_outcomes
     if not outcomes:
         return res
     _, _, window = settings()
@@ -178,7 +182,7 @@ def count(res: flask.Response) -> flask.Response:
                 continue
             if row["login_failures"] and not throttled:
                 db.del_auth_failures(kind="login", name=login)
-            if device_id is not None and flask.g.get("kiva_device_failures"):
+            if device_id is not None and state.device_failures:
                 db.del_auth_failures(kind="device", name=device_id)
         db.commit()
     except DB_FAILURES as e:  # counting must not turn an answer into an error (nor a 500)
@@ -189,7 +193,7 @@ def count(res: flask.Response) -> flask.Response:
 
 def device_cookie(res: flask.Response) -> flask.Response:
     """A successful password check without a device cookie of its login: set one."""
-    login = context.g().get("kiva_new_device")
+    login = context.state().new_device
     if login is None or res.status_code >= 400:
         return res
     days = context.app().config["KIVA_DEVICE_DAYS"]
@@ -205,16 +209,9 @@ def device_cookie(res: flask.Response) -> flask.Response:
 
 
 def init_app(app: flask.Flask, database: typing.Any):
-    """The settings and the database (app.py runs `count` and `device_cookie` after the
-    request's transaction)."""
+    """The database (app.py runs `count` and `device_cookie` after the request's
+    transaction); the settings are app.conf's."""
     global db
     db = database
-    app.config.setdefault("KIVA_THROTTLE_FAILURES", 5)
-    app.config.setdefault("KIVA_THROTTLE_ADDRESS_FAILURES", 20)
-    app.config.setdefault("KIVA_THROTTLE_SECONDS", 300.0)
-    app.config.setdefault("KIVA_THROTTLE_LOGIN_BUDGET", 50)
-    app.config.setdefault("KIVA_THROTTLE_BUDGET_SECONDS", 86400.0)
-    app.config.setdefault("KIVA_THROTTLE_DEVICE_FAILURES", 5)
-    app.config.setdefault("KIVA_DEVICE_DAYS", 365)
     # the token secret (shared by every process in production); else one of this process
     app.extensions["kiva_device_secret"] = app.config.get("FSA_TOKEN_SECRET") or os.urandom(32).hex()

@@ -50,6 +50,8 @@ from typing import Any
 import flask
 import redis
 
+from production.context import READ_ONLY_METHODS
+
 log = logging.getLogger("kiva.usercache")
 
 PREFIX = "kiva:"
@@ -60,7 +62,6 @@ GENERATION_TTL = 3600  # per-object generations do not pile up: a missing one is
 TIMEOUT = 0.25  # seconds: a slower Redis counts as down, the database answers
 PAUSE = 1.0  # seconds without Redis after a failure
 RETRY = 0.1  # seconds between two attempts of a bump that failed
-READ_ONLY_METHODS = {"GET", "HEAD", "OPTIONS"}
 USERS_GENERATION = "generation:users"
 # the key of the entries' HMACs: derived from APP_SECRET, for this use only
 KEY_LABEL = b"kiva shared cache entries, v1"

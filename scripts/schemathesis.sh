@@ -30,7 +30,7 @@ report=${SCHEMA_REPORT:-/tmp/kiva-schemathesis-$port}
 
 if [ -z "${SCHEMA_URL:-}" ]; then
   export APP_CONFIG=pg.conf KIVA_DB="host=$PG_DIR port=$PG_PORT dbname=$SCHEMA_DB user=postgres"
-  export APP_THROTTLE_FAILURES=100000 APP_THROTTLE_ADDRESS_FAILURES=100000
+  export KIVA_THROTTLE_FAILURES=100000 KIVA_THROTTLE_ADDRESS_FAILURES=100000
   export APP_PORT=$port APP_LOG=/tmp/kiva-schema-$port.log APP_PID=/tmp/kiva-schema-$port.pid
   PG_DB=$SCHEMA_DB scripts/pg.sh start
   "$bin/flask" --app app db-init

@@ -48,7 +48,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 # the realm field of the server's tokens: the app's name and the token lifetime (app.conf)
-TOKEN_REALM = f"kiva/{float(os.environ.get('APP_TOKEN_MINUTES', '60')):g}m"
+TOKEN_REALM = f"kiva/{float(os.environ.get('KIVA_TOKEN_MINUTES', '60')):g}m"
 
 
 def token_limit(token: str) -> datetime.datetime:
@@ -61,14 +61,14 @@ def forge_token(
     login: str, minutes: float = 60, realm: str = "kiva", secret: str | None = None, lifetime: float | None = None
 ) -> str:
     """A FlaskSimpleAuth token "realm/<lifetime>m:login:limit:signature", signed like the
-    server does, expiring in `minutes`; its lifetime is the server's (APP_TOKEN_MINUTES) unless given.
+    server does, expiring in `minutes`; its lifetime is the server's (KIVA_TOKEN_MINUTES) unless given.
 
     The tests know the server's secret (APP_SECRET, a test-only value set by the
     Makefile): they can make expired tokens or tokens for another realm without waiting.
     """
     secret = secret or os.environ.get("APP_SECRET")
     assert secret, "APP_SECRET must be set for the token tests (make check sets it)"
-    lifetime = lifetime if lifetime is not None else float(os.environ.get("APP_TOKEN_MINUTES", "60"))
+    lifetime = lifetime if lifetime is not None else float(os.environ.get("KIVA_TOKEN_MINUTES", "60"))
     when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=minutes)
     data = f"{realm}/{lifetime:g}m:{login}:{when:%Y%m%d%H%M%S}"
     signature = hashlib.blake2s(f"{data}:{secret}".encode()).digest()[:16].hex()
@@ -78,7 +78,7 @@ def forge_token(
 def new_address() -> str:
     """A client address of its own (10.x.y.z), sent as X-Forwarded-For.
 
-    make check trusts 127.0.0.1 as a proxy (APP_TRUSTED_PROXIES): each test then has
+    make check trusts 127.0.0.1 as a proxy (KIVA_TRUSTED_PROXIES): each test then has
     its own address for the login throttle, whose per-address count would otherwise
     pile up over the whole suite on 127.0.0.1.
     """

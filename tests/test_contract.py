@@ -75,7 +75,7 @@ def test_parameters_in_the_query_string_of_writes(api):
 
 
 def test_token_lifetime(api):
-    minutes = float(os.environ.get("APP_TOKEN_MINUTES", "60"))  # the server's, as make check sets it
+    minutes = float(os.environ.get("KIVA_TOKEN_MINUTES", "60"))  # the server's, as make check sets it
     before = datetime.datetime.now(datetime.UTC)
     token = api.get("/login", 200, login="hobbes").json
     after = datetime.datetime.now(datetime.UTC)

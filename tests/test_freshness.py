@@ -150,7 +150,7 @@ def test_deletion_everywhere(api):
     n = everywhere(after, lambda: api.get(path, 401, login=None, headers=bearer(token)), "GET", path, "-", 401)
     # the password: each refusal counts as a failed login, which no success can reset
     # any more: 4 attempts stay below the throttling limit (5), then its window passes
-    window = float(os.environ.get("APP_THROTTLE_SECONDS", "300"))
+    window = float(os.environ.get("KIVA_THROTTLE_SECONDS", "300"))
     sent = 0
     for attempt in range(ROUNDS if PROCESSES > 1 and window <= 30 else 1):
         if attempt:

@@ -101,12 +101,17 @@ def test_context_gives_the_objects_behind_flask_proxies():
         for obj in (req, g, current):
             assert not isinstance(obj, werkzeug.local.LocalProxy)
         assert isinstance(req, flask.Request) and req.args["after"] == "3" and req.path == "/things/1"
-        flask.g.kiva_seen = "yes"
-        assert g.kiva_seen == "yes"
+        flask.g.seen = "yes"
+        assert g.seen == "yes"
         assert current is app
+        state = context.state()  # one per request, on flask.g
+        state.start = 1.5
+        assert context.state() is state and flask.g.get(context.STATE) is state
     with app.test_request_context("/other"):  # a new request: new objects
         assert context.request().path == "/other" and context.request() is not req
-        assert context.g().get("kiva_seen") is None
+        assert context.g().get("seen") is None
+        fresh = context.state()
+        assert fresh is not state and fresh.start is None and fresh.logins is None
 
 
 def test_in_transaction_follows_the_driver():

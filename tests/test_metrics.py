@@ -52,9 +52,9 @@ def scrape(api) -> str:
 
 
 def families(text: str):
-    # metrics.py first, as in a server: it chooses prometheus_client's storage when imported
-    # (and refuses to come second); not at the top: in-process, the app imports it
-    importlib.import_module("production.metrics")
+    # metrics.py's set-up first, as in a server: it chooses prometheus_client's storage
+    # (and refuses to come second); done already in-process (the app's init_app)
+    importlib.import_module("production.metrics").set_up()
     from prometheus_client.parser import text_string_to_metric_families
 
     return text_string_to_metric_families(text)
@@ -188,7 +188,10 @@ def test_every_route_counted_under_its_template(api):
 
 @pytest.mark.skipif(EXTERNAL, reason="the files of this process group: in-process only")
 def test_dead_process_files_marked():
-    from production import metrics  # first: it sets prometheus_client's multiprocess directory
+    from production import metrics
+
+    metrics.set_up()  # as in the app: the folder, before prometheus_client's import
+    from prometheus_client import multiprocess
 
     # a process that ended without its atexit hook left its files: its live gauges go, its counters stay
     dead = 2**22 + 12345  # above pid_max's default: no such process
@@ -199,7 +202,7 @@ def test_dead_process_files_marked():
     assert f"gauge_livesum_{dead}.db" not in left and f"gauge_livemostrecent_{dead}.db" not in left
     assert f"counter_{dead}.db" in left
     os.remove(os.path.join(metrics.DIRECTORY, f"counter_{dead}.db"))
-    assert metrics.multiprocess.MultiProcessCollector(None, metrics.DIRECTORY)  # the directory is still readable
+    assert multiprocess.MultiProcessCollector(None, metrics.DIRECTORY)  # the directory is still readable
 
 
 @pytest.mark.skipif(EXTERNAL, reason="points the probe at a database that is not there: in-process only")
@@ -233,7 +236,7 @@ def test_scrape_reports_database_down(api):
 
 @pytest.mark.skipif(EXTERNAL, reason="the metrics folder of this process: in-process only")
 def test_metrics_folder_of_another_account_refused(tmp_path, monkeypatch):
-    from production import metrics  # first: it sets prometheus_client's multiprocess directory
+    from production import metrics
 
     # /tmp/kiva-metrics-<uid> is a name anyone may take first: another account's folder
     # (or a link to one) would let it read, change or delete the figures

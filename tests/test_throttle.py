@@ -1,6 +1,6 @@
 """Login throttling: N failed password checks for one login → 429 with Retry-After.
 
-The window is short in test runs (APP_THROTTLE_SECONDS=8, 20 through Apache, set by the Makefile) so
+The window is short in test runs (KIVA_THROTTLE_SECONDS=8, 20 through Apache, set by the Makefile) so
 that the end of the window can be checked too; the limit is the default, 5.
 """
 
@@ -59,7 +59,7 @@ def test_success_resets_the_count(api):
 @contextlib.contextmanager
 def short_window():
     """In-process, a window of 3 s whatever the environment; a live server's must be
-    short already (the Makefile's APP_THROTTLE_SECONDS): never a skip."""
+    short already (the Makefile's KIVA_THROTTLE_SECONDS): never a skip."""
     if EXTERNAL:
         yield
         return
@@ -74,7 +74,7 @@ def test_throttle_ends_with_the_window(api):
         res = api.get("/whoami", 429, login=None, headers=basic(login, password))
         assert res.json == {"error": "too many failed logins, retry later"}
         wait = int(res.headers["Retry-After"])
-        assert 1 <= wait <= 30, f"a throttling window of {wait} s: run with APP_THROTTLE_SECONDS<=30 (make check does)"
+        assert 1 <= wait <= 30, f"a throttling window of {wait} s: run with KIVA_THROTTLE_SECONDS<=30 (make check does)"
         time.sleep(wait + 0.2)
         assert api.get("/whoami", 200, login=None, headers=basic(login, password)).json == login
     api.delete(f"/users/{uid}", 204, login="calvin")

@@ -62,7 +62,7 @@ def test_token_for_another_realm(api):
 
 
 def test_token_of_another_lifetime(api):
-    # made by a server with another APP_TOKEN_MINUTES, signed with the right secret: its issue
+    # made by a server with another KIVA_TOKEN_MINUTES, signed with the right secret: its issue
     # time would be computed with the wrong lifetime, so it is refused
     lifetime = float(TOKEN_REALM.split("/")[1][:-1])
     for other in (5.0, lifetime * 2):
@@ -105,7 +105,7 @@ def test_shorter_lifetime_revives_no_revoked_token(api):
         new = client.get("/login", headers={basic(login, "third-password")!r}).get_json()
         out(client.get("/whoami", headers={{"Authorization": "Bearer " + new}}))
         """,
-        APP_TOKEN_MINUTES="5",
+        KIVA_TOKEN_MINUTES="5",
     )
     assert found == [[401, BAD_TOKEN], [204, None], [401, BAD_TOKEN], [200, login]]
     assert api.get("/whoami", 401, login=None, headers=bearer(token)).json == BAD_TOKEN
