@@ -165,7 +165,10 @@ stop
 $make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
 
 echo "test-apache: schemathesis through Apache, against /api/openapi.json"
-SCHEMA_URL=$api SCHEMA_REPORT=$dir/schemathesis BIN=$(dirname "${PYTEST:-venv/bin/pytest}") scripts/schemathesis.sh
+# all checks but ignored_auth: its probes of invalid credentials earn this production-like
+# deployment's 429s (its throttle is tested as it is); make test-schema's own server, which
+# throttles far beyond what a run sends, runs that check
+SCHEMA_EXCLUDE=ignored_auth SCHEMA_URL=$api SCHEMA_REPORT=$dir/schemathesis BIN=$(dirname "${PYTEST:-venv/bin/pytest}") scripts/schemathesis.sh
 
 echo "test-apache: a second deploy keeps the data, DB_INIT=1 resets it"
 marker=deploy-check-$$-$RANDOM
