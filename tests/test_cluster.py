@@ -412,3 +412,14 @@ def test_db_init_flushes():
     # node 2, whose processes cached the row (node 1's are reloading the new code)
     call(2, "GET", "/admin", 401, headers=bearer(token))
     assert call(2, "GET", "/admin", 200, auth=ADMIN).json() == "hello admin calvin!"
+
+
+def test_hashing_budget_counted_in_redis():
+    """The hashing budget of a client (production/ratelimit.py) is counted in Redis, for
+    both nodes: the app's Redis account may run limits' scripts (else each process would
+    count alone, with a warning, and a client would get the budget once per process)."""
+    client = admin_redis()
+    login, password, uid = new_user()  # one hash, counted for the admin who made it
+    keys = [key for key in client.scan_iter("kiva:limits:*") if client.type(key) == b"list"]
+    assert keys, "no hashing count in Redis"
+    call(1, "DELETE", f"/users/{uid}", 204, auth=ADMIN)
