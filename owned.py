@@ -50,9 +50,7 @@ def get_object_oid(oid: int):
 @blueprint.patch("/object/<oid>", authz=("owned", "oid"))
 @answers(204, may=[409])
 def patch_object_oid(oid: int, object: Name):
-    version = etag.expected(oid, lambda: db.get_object_oid(oid=oid))
-    if not db.upd_object_oid(oid=oid, object=object, version=version):
-        etag.refused(db.get_object_oid(oid=oid), f"no such object: {oid}")
+    etag.write(db.get_object_oid, db.upd_object_oid, f"no such object: {oid}", {"oid": oid}, object=object)
     return "", 204
 
 
@@ -60,7 +58,5 @@ def patch_object_oid(oid: int, object: Name):
 @blueprint.delete("/object/<oid>", authz=("owned", "oid"))
 @answers(204)
 def delete_object_oid(oid: int):
-    version = etag.expected(oid, lambda: db.get_object_oid(oid=oid))
-    if not db.del_object_oid(oid=oid, version=version):
-        etag.refused(db.get_object_oid(oid=oid), f"no such object: {oid}")
+    etag.write(db.get_object_oid, db.del_object_oid, f"no such object: {oid}", {"oid": oid})
     return "", 204

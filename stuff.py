@@ -40,9 +40,7 @@ def get_stuff_sid(sid: int):
 @blueprint.route("/stuff/<sid>", methods=["PUT", "PATCH"], authz="OPEN")
 @answers(204, may=[409])
 def put_stuff_sid(sid: int, stuff: Name):
-    version = etag.expected(sid, lambda: db.get_stuff_sid(sid=sid))
-    if not db.upd_stuff_sid(sid=sid, stuff=stuff, version=version):
-        etag.refused(db.get_stuff_sid(sid=sid), f"no such sid: {sid}")
+    etag.write(db.get_stuff_sid, db.upd_stuff_sid, f"no such sid: {sid}", {"sid": sid}, stuff=stuff)
     return "", 204
 
 
@@ -50,7 +48,5 @@ def put_stuff_sid(sid: int, stuff: Name):
 @blueprint.delete("/stuff/<sid>", authz="OPEN")
 @answers(204)
 def delete_stuff_sid(sid: int):
-    version = etag.expected(sid, lambda: db.get_stuff_sid(sid=sid))
-    if not db.del_stuff_sid(sid=sid, version=version):
-        etag.refused(db.get_stuff_sid(sid=sid), f"no such sid: {sid}")
+    etag.write(db.get_stuff_sid, db.del_stuff_sid, f"no such sid: {sid}", {"sid": sid})
     return "", 204

@@ -66,9 +66,7 @@ def put_owners_oid(oid: int, oname: Name, omail: Mail):
 
 def update_owner(oid: int, oname: str | None, omail: str | None):
     """Update an owner (None: unchanged), 404 if there is no such owner, 412 if changed since."""
-    version = etag.expected(oid, lambda: db.get_owner_oid(oid=oid))
-    if not db.upd_owner_oid(oid=oid, oname=oname, omail=omail, version=version):
-        etag.refused(db.get_owner_oid(oid=oid), f"no such owner: {oid}")
+    etag.write(db.get_owner_oid, db.upd_owner_oid, f"no such owner: {oid}", {"oid": oid}, oname=oname, omail=omail)
     return "", 204
 
 
@@ -76,9 +74,7 @@ def update_owner(oid: int, oname: str | None, omail: str | None):
 @blueprint.delete("/owners/<oid>", authz="ADMIN")
 @answers(204, may=[409])
 def delete_owners_oid(oid: int):
-    version = etag.expected(oid, lambda: db.get_owner_oid(oid=oid))
-    if not db.del_owner_oid(oid=oid, version=version):
-        etag.refused(db.get_owner_oid(oid=oid), f"no such owner: {oid}")
+    etag.write(db.get_owner_oid, db.del_owner_oid, f"no such owner: {oid}", {"oid": oid})
     return "", 204
 
 
@@ -149,7 +145,8 @@ def put_things_tid(tid: int, tname: Name, oid: Int64, tprice: Price):
 
 def update_thing(tid: int, tname: str | None, oid: int | None, tprice: float | None):
     """Update a thing (None: unchanged), 404 if the thing or its new owner does not exist,
-    412 if the thing was changed since the client's If-Match."""
+    412 if the thing was changed since the client's If-Match. Not etag.write: a write that
+    changed nothing may also mean that the new owner does not exist."""
     version = etag.expected(tid, lambda: db.get_thing_tid(tid=tid))
     if not db.upd_thing_tid(tid=tid, tname=tname, oid=oid, tprice=tprice, version=version):
         found = db.get_thing_tid(tid=tid)
@@ -163,7 +160,5 @@ def update_thing(tid: int, tname: str | None, oid: int | None, tprice: float | N
 @blueprint.delete("/things/<tid>", authz="ADMIN")
 @answers(204)
 def delete_things_tid(tid: int):
-    version = etag.expected(tid, lambda: db.get_thing_tid(tid=tid))
-    if not db.del_thing_tid(tid=tid, version=version):
-        etag.refused(db.get_thing_tid(tid=tid), f"no such thing: {tid}")
+    etag.write(db.get_thing_tid, db.del_thing_tid, f"no such thing: {tid}", {"tid": tid})
     return "", 204

@@ -111,9 +111,15 @@ def patch_users_uid(
             raise fsa.ErrorResponse("changing one's password needs the current one: current", 400)
         fsa.checkVal(auth.check_current_password(user, current), "the current password does not match", 403)
     pword = auth.hash_password(password) if password is not None else None
-    version = etag.expected(uid, lambda: db.get_user_uid(uid=uid))
-    if not db.patch_user_uid(uid=uid, pword=pword, isadmin=isadmin, now=time.time(), version=version):
-        etag.refused(db.get_user_uid(uid=uid), f"no such user: {uid}")
+    etag.write(
+        db.get_user_uid,
+        db.patch_user_uid,
+        f"no such user: {uid}",
+        {"uid": uid},
+        pword=pword,
+        isadmin=isadmin,
+        now=time.time(),
+    )
     return "", 204
 
 
@@ -123,11 +129,16 @@ def patch_users_uid(
 def put_users_uid(uid: int, user: User):
     fsa.checkVal(user.uid in (None, uid), "inconsistent user id", 400)
     pword = auth.hash_password(user.password)
-    version = etag.expected(uid, lambda: db.get_user_uid(uid=uid))
-    if not db.upd_user_uid(
-        uid=uid, login=user.login, pword=pword, isadmin=user.isAdmin, now=time.time(), version=version
-    ):
-        etag.refused(db.get_user_uid(uid=uid), f"no such user: {uid}")
+    etag.write(
+        db.get_user_uid,
+        db.upd_user_uid,
+        f"no such user: {uid}",
+        {"uid": uid},
+        login=user.login,
+        pword=pword,
+        isadmin=user.isAdmin,
+        now=time.time(),
+    )
     return "", 204
 
 
@@ -135,7 +146,5 @@ def put_users_uid(uid: int, user: User):
 @blueprint.delete("/users/<uid>", authz="ADMIN")
 @answers(204, may=[409])
 def delete_users_uid(uid: int):
-    version = etag.expected(uid, lambda: db.get_user_uid(uid=uid))
-    if not db.del_user_uid(uid=uid, version=version):
-        etag.refused(db.get_user_uid(uid=uid), f"no such user: {uid}")
+    etag.write(db.get_user_uid, db.del_user_uid, f"no such user: {uid}", {"uid": uid})
     return "", 204

@@ -88,6 +88,18 @@ def expected(rid: int, current: Callable[[], dict | None]) -> int | None:
     return versions.pop() if len(versions) == 1 else STALE
 
 
+def write(get: Callable[..., dict | None], change: Callable[..., object], missing: str, key: dict, **values):
+    """The write of a single resource under If-Match, in one place: `change(**key, **values,
+    version=…)` writes the row only at the version If-Match names (any version without it)
+    and says whether a row changed; if none did, `get(**key)` tells 404 (`missing`: the row
+    is gone) from 412 (changed since). E.g. etag.write(db.get_stuff_sid, db.upd_stuff_sid,
+    "no such sid: 1", {"sid": 1}, stuff="Chair")."""
+    ((_, rid),) = key.items()
+    version = expected(rid, lambda: get(**key))
+    if not change(**key, **values, version=version):
+        refused(get(**key), missing)
+
+
 def refused(found: dict | None, missing: str):
     """After a write that changed nothing: 404 if the row is gone, else 412 (If-Match)."""
     fsa.checkVal(found, missing, 404)
