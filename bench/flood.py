@@ -173,21 +173,13 @@ def bcrypt_seconds(target: str) -> float:
 
 def pids_of(root: int) -> dict[int, bytes]:
     """root and its descendants, with their command lines."""
-    parents, cmdlines = {}, {}
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                with open(f"/proc/{p}/stat") as f:
-                    parents[int(p)] = int(f.read().rsplit(")", 1)[1].split()[1])
-                with open(f"/proc/{p}/cmdline", "rb") as f:
-                    cmdlines[int(p)] = f.read()
-            except OSError:
-                pass
-    found, todo = {}, [root]
-    while todo:
-        pid = todo.pop()
-        found[pid] = cmdlines.get(pid, b"")
-        todo.extend(c for c, pp in parents.items() if pp == pid)
+    found = {}
+    for pid in procs.descendants(root):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                found[pid] = f.read()
+        except OSError:  # gone meanwhile
+            found[pid] = b""
     return found
 
 
@@ -198,12 +190,7 @@ def wsgi_cpu(target: str) -> dict[int, float]:
     cpu = {}
     for pid, cmdline in pids_of(root).items():
         if cmdline.startswith(b"(wsgi:"):
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                cpu[pid] = (int(fields[11]) + int(fields[12])) / TICK
-            except OSError:
-                pass
+            cpu[pid] = procs.cpu_ticks([pid]) / TICK
     return cpu
 
 

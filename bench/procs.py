@@ -33,20 +33,35 @@ def pidfile(path: str) -> int:
         return int(f.readline())
 
 
+def stat_fields(pid: int | str) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command (state, ppid, …, utime at 11, stime
+    at 12), None if gone: the benchmarks' one reader of it."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            # pid (comm) state ppid …: the command may hold spaces, not the closing parenthesis
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):  # not a process, or gone meanwhile
+        return None
+
+
+def parents() -> dict[int, int]:
+    """Every process's parent."""
+    found = {}
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        fields = stat_fields(p)
+        if fields is not None:
+            found[int(p)] = int(fields[1])
+    return found
+
+
 def descendants(root: int) -> list[int]:
     """root and its descendants."""
-    parents = {}
-    for p in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                parents[int(p)] = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            pass
+    parent_of = parents()
     found, todo = [], [root]
     while todo:
         pid = todo.pop()
         found.append(pid)
-        todo.extend(c for c, pp in parents.items() if pp == pid)
+        todo.extend(c for c, pp in parent_of.items() if pp == pid)
     return found
 
 
@@ -54,10 +69,7 @@ def cpu_ticks(pids: list[int]) -> int:
     """User and system CPU of these processes, in clock ticks (those gone count 0)."""
     total = 0
     for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+        fields = stat_fields(pid)
+        if fields is not None:
             total += int(fields[11]) + int(fields[12])  # utime, stime
-        except OSError:
-            pass
     return total
