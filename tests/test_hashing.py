@@ -7,13 +7,12 @@
   as late as an unknown login does (no enumeration by timing).
 """
 
-import contextlib
 import os
 import tempfile
 from collections.abc import Callable
 
 import pytest
-from helpers import EXTERNAL, app_routes, basic, new_address, other_app, register, unique
+from helpers import EXTERNAL, app_config, app_routes, basic, new_address, other_app, register, unique
 
 in_process_only = pytest.mark.skipif(EXTERNAL, reason="re-creates the app with another configuration: in-process only")
 
@@ -92,19 +91,6 @@ HASHING: dict[tuple[str, str], Callable[[int, int], dict[str, dict]]] = {
 TOO_MANY = {"error": "too many password hashes, retry later"}
 
 
-@contextlib.contextmanager
-def config(**values):
-    """The in-process app with some configuration values changed for a while."""
-    from app import app
-
-    saved = {k: app.config[k] for k in values}
-    app.config.update(values)
-    try:
-        yield app
-    finally:
-        app.config.update(saved)
-
-
 def admin(api) -> tuple[dict, int]:
     """A fresh administrator (its own hashing count): Basic headers, uid."""
     login = unique("admin")
@@ -142,7 +128,7 @@ def test_hashing_limited_per_client(api, method, rule):
         me, other = basic(login, password), other
     client = api.from_address(new_address())
     path = rule.replace("<int:uid>", str(uid))
-    with config(KIVA_HASH_LIMIT="3 per minute"):
+    with app_config(KIVA_HASH_LIMIT="3 per minute"):
         for i in range(3):
             res = client.request(method, path, None, login=None, headers=me, **HASHING[(method, rule)](uid, i))
             assert res.status_code in (200, 201, 204), (i, res.status_code, res.json)

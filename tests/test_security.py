@@ -12,24 +12,22 @@ import uuid
 
 import pytest
 import race
-from helpers import EXTERNAL, SEED_PASSWORDS, Raw, app_database, basic, bearer, new_address, register, unique
+from helpers import (
+    EXTERNAL,
+    SEED_PASSWORDS,
+    Raw,
+    app_config,
+    app_database,
+    basic,
+    bearer,
+    new_address,
+    register,
+    unique,
+)
 
 LIMIT = 5  # failed password checks of one login within the window (app.conf)
 REFUSAL = {"error": "too many failed logins, retry later"}
 in_process_only = pytest.mark.skipif(EXTERNAL, reason="changes the app's configuration: in-process only")
-
-
-@contextlib.contextmanager
-def config(**values):
-    """The in-process app with some configuration values changed for a while."""
-    from app import app
-
-    saved = {k: app.config[k] for k in values}
-    app.config.update(values)
-    try:
-        yield app
-    finally:
-        app.config.update(saved)
 
 
 def fail(api, login: str, times: int, password: str = "wrong-password"):  # noqa: S107
@@ -93,7 +91,7 @@ def test_impossible_credentials_not_counted(api):
 # 2 and 4. password spraying, random logins: the address is throttled, whatever the logins
 @in_process_only
 def test_address_throttled_whatever_the_logins(api):
-    with config(KIVA_THROTTLE_ADDRESS_FAILURES=3):
+    with app_config(KIVA_THROTTLE_ADDRESS_FAILURES=3):
         for _ in range(3):
             login = unique("random")
             api.get("/whoami", 401, login=None, headers=basic(login, "password"))
@@ -107,7 +105,7 @@ def test_address_throttled_whatever_the_logins(api):
 @in_process_only
 def test_forwarded_for_ignored_without_a_trusted_proxy(api):
     login, password, uid = register(api, "victim", "right-password")
-    with config(KIVA_TRUSTED_PROXIES=[]):
+    with app_config(KIVA_TRUSTED_PROXIES=[]):
         fail(api, login, LIMIT)
         # another X-Forwarded-For is the same connection: still the failed address
         other = api.from_address(new_address())
@@ -286,7 +284,7 @@ def test_ipv6_counted_by_64(api):
 @in_process_only
 def test_ipv6_spraying_counted_by_64(api):
     prefix = f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
-    with config(KIVA_THROTTLE_ADDRESS_FAILURES=3):
+    with app_config(KIVA_THROTTLE_ADDRESS_FAILURES=3):
         for i in range(3):
             fail(api.from_address(f"{prefix}::{i + 1:x}"), unique("random"), 1)
         res = api.from_address(f"{prefix}:ffff::1").get("/whoami", 429, login=None, headers=basic("hobbes", "susie"))
@@ -311,7 +309,7 @@ def device_client(login: str, password: str):
 def test_guesses_per_login_capped_whatever_the_addresses(api):
     login, password, uid = register(api, "victim", "right-password")
     device, token = device_client(login, password)
-    with config(KIVA_THROTTLE_LOGIN_BUDGET=BUDGET):
+    with app_config(KIVA_THROTTLE_LOGIN_BUDGET=BUDGET):
         guesses = refused = 0
         for _ in range(BUDGET):  # fresh addresses, 4 guesses each: never the per-address limit
             attacker = Raw()
@@ -343,7 +341,7 @@ def test_guesses_per_login_capped_whatever_the_addresses(api):
 def test_device_cookie_bounded_and_revoked(api):
     login, password, uid = register(api, "victim", "right-password")
     device, _ = device_client(login, password)
-    with config(KIVA_THROTTLE_LOGIN_BUDGET=1, KIVA_THROTTLE_FAILURES=100):
+    with app_config(KIVA_THROTTLE_LOGIN_BUDGET=1, KIVA_THROTTLE_FAILURES=100):
         assert Raw().request("GET", "/whoami", headers=basic(login, "guess-1")).status_code == 401
         assert Raw().request("GET", "/whoami", headers=basic(login, "guess-2")).status_code == 429  # budget spent
         for i in range(LIMIT):  # the device's own failures: its own limit (a stolen cookie)
@@ -356,7 +354,7 @@ def test_device_cookie_bounded_and_revoked(api):
     # a password change: the device cookies of the login die (a thief's device with them)
     device, _ = device_client(login, password)
     api.patch(f"/users/{uid}", 204, login="calvin", data={"password": "new-password"})
-    with config(KIVA_THROTTLE_LOGIN_BUDGET=1):
+    with app_config(KIVA_THROTTLE_LOGIN_BUDGET=1):
         res = device.request(
             "GET", "/whoami", headers={**basic(login, "new-password"), "X-Forwarded-For": new_address()}
         )
