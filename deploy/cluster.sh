@@ -32,6 +32,7 @@
 #   echo "show stat" | deploy/cluster.sh api
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. deploy/redis-conf.sh  # redis_conf
 
 make=${MAKE:-make}
 front=${CLUSTER_FRONT_PORT:-9400}
@@ -122,28 +123,8 @@ start_redis() {
   local run=$dir/redis
   mkdir -p "$run"
   chmod 700 "$run"
-  # a cache only: nothing to persist, a restarted Redis is empty (see usercache.py).
-  # Two accounts, no anonymous access: the app's (kiva: its own keys, only the commands
-  # usercache.py sends and the Lua scripts of production/ratelimit.py's `limits` run)
-  # and the administrator's (drills, tests, shutdown). The file
-  # holding the passwords is 0600: no password on a command line nor in a log.
-  # allkeys-lru: a full cache forgets the least used keys (a missing generation is a miss)
-  (umask 077 && cat >"$run/redis.conf" <<CONF
-bind 127.0.0.1
-port $redis_port
-save ""
-appendonly no
-daemonize yes
-pidfile $run/redis.pid
-logfile $run/redis.log
-dir $run
-maxmemory ${CLUSTER_REDIS_MEMORY:-64mb}
-maxmemory-policy allkeys-lru
-user default off
-user kiva on >$(redis_password kiva) resetkeys ~kiva:* resetchannels -@all +get +set +mget +ping +select +evalsha +eval +script|load +lindex +lpush +ltrim +expire
-user admin on >$(redis_password admin) ~* &* +@all
-CONF
-  )
+  # a cache only, two accounts, no anonymous access: deploy/redis-conf.sh
+  (umask 077 && redis_conf 127.0.0.1 "$redis_port" "$run" "${CLUSTER_REDIS_MEMORY:-64mb}" >"$run/redis.conf")
   alive "$run/redis.pid" || redis-server "$run/redis.conf" >/dev/null
   for _ in $(seq 1 50); do
     redis_cli ping 2>/dev/null | grep -q PONG && return 0

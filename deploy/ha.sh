@@ -26,6 +26,7 @@
 #   deploy/ha.sh patronictl ARGS… # patronictl on the cluster
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. deploy/redis-conf.sh  # redis_conf
 
 make=${MAKE:-make}
 net=${HA_NET:-10.77.0}
@@ -128,26 +129,8 @@ start_redis() {
   local run=$dir/redis
   mkdir -p "$run"
   chmod 700 "$run"
-  # a cache only, as in deploy/cluster.sh: no persistence; the same two accounts, no
-  # anonymous access (docs/shared-cache.md): the app's (kiva: its own keys, the commands
-  # of usercache.py and production/ratelimit.py) and the administrator's; the passwords
-  # only in this 0600 file, never on a command line
-  (umask 077 && cat >"$run/redis.conf" <<CONF
-bind $(ip_of redis)
-port 6379
-save ""
-appendonly no
-daemonize yes
-pidfile $run/redis.pid
-logfile $run/redis.log
-dir $run
-maxmemory 64mb
-maxmemory-policy allkeys-lru
-user default off
-user kiva on >$(redis_password kiva) resetkeys ~kiva:* resetchannels -@all +get +set +mget +ping +select +evalsha +eval +script|load +lindex +lpush +ltrim +expire
-user admin on >$(redis_password admin) ~* &* +@all
-CONF
-  )
+  # the configuration of deploy/cluster.sh's Redis (deploy/redis-conf.sh), on this host's address
+  (umask 077 && redis_conf "$(ip_of redis)" 6379 "$run" 64mb >"$run/redis.conf")
   in_ns redis redis-server "$run/redis.conf" >/dev/null
 }
 
