@@ -128,23 +128,23 @@ test-in-process-and-ext:
 # (long enough for 5 failed bcrypt checks at cost 12 on a loaded machine); each test
 # names a client address of its own through X-Forwarded-For (127.0.0.1 trusted as a
 # proxy): one test's failed logins do not throttle the next one's address
-test-sqlite test-pg test-ext test-outage test-restore test-pitr: export KIVA_THROTTLE_SECONDS = 8
+test-sqlite test-pg test-ext test-outage test-restore test-pitr mutation: export KIVA_THROTTLE_SECONDS = 8
 # through Apache, bcrypt at cost 12 on a loaded machine, the other stages running beside
 # it (make check): a test's failed checks and what it checks after them need longer
 test-apache: export KIVA_THROTTLE_SECONDS = 20
-test-sqlite test-pg test-ext test-apache test-outage: export KIVA_TRUSTED_PROXIES = 127.0.0.1
+test-sqlite test-pg test-ext test-apache test-outage mutation: export KIVA_TRUSTED_PROXIES = 127.0.0.1
 # the suite hashes many passwords as one user or from one address (the fuzzer…), and races
 # two registrations (two hashes at once): the per-client limit of password hashing out of
 # its way, a second hashing slot; tests/test_hashing.py checks both in-process
-test-sqlite test-pg test-ext test-apache test-outage test-schema: export KIVA_HASH_LIMIT = 100000 per minute
-test-sqlite test-pg test-ext test-apache test-outage test-schema: export KIVA_HASH_SLOTS = 2
+test-sqlite test-pg test-ext test-apache test-outage test-schema mutation: export KIVA_HASH_LIMIT = 100000 per minute
+test-sqlite test-pg test-ext test-apache test-outage test-schema mutation: export KIVA_HASH_SLOTS = 2
 # their databases start from the seed data: the suite must leave exactly that (conftest.py);
 # test-sqlite and test-pg start on the upgraded database (generated rows, drills/upgrade.py):
 # the suite must leave the counts it found there
 test-ext test-apache: export KIVA_SEED_CHECK = 1
 # the scrape token of GET /metrics in test runs (tests/test_metrics.py reads it too)
 TEST_METRICS_TOKEN ?= kiva-test-metrics-token-not-for-production
-test-sqlite test-pg test-ext test-apache test-outage test-cluster: export KIVA_METRICS_TOKEN = $(TEST_METRICS_TOKEN)
+test-sqlite test-pg test-ext test-apache test-outage test-cluster mutation: export KIVA_METRICS_TOKEN = $(TEST_METRICS_TOKEN)
 
 lint: venv-dev
 	$(BIN)/ruff check .
@@ -181,11 +181,11 @@ test-ext: venv-dev
 # takes long (see tests/MUTANTS.md). MUTANTS narrows it to some mutants ("paging.*")
 MUTATION_SQLITE ?= /tmp/kiva-mutation-$(shell id -u).db
 MUTANTS ?=
-mutation: venv
+mutation: venv-dev
 	@# mutants/ is kept: mutmut reruns only the mutants of the functions changed since
 	rm -f $(MUTATION_SQLITE)
-	export APP_CONFIG=app.conf KIVA_SQLITE=$(MUTATION_SQLITE) APP_SECRET=$(TEST_SECRET) KIVA_THROTTLE_SECONDS=8 \
-	  KIVA_TRUSTED_PROXIES=127.0.0.1 KIVA_METRICS_TOKEN=$(TEST_METRICS_TOKEN) FLASK_TESTER_APP=app; \
+	@# the in-process suite's settings: those of test-sqlite (the exports above name mutation too)
+	export APP_CONFIG=app.conf KIVA_SQLITE=$(MUTATION_SQLITE) APP_SECRET=$(TEST_SECRET) FLASK_TESTER_APP=app; \
 	$(BIN)/python drills/upgrade.py --sqlite $(MUTATION_SQLITE) $(UPGRADE_ROWS) >/dev/null && \
 	MUTANTS='$(MUTANTS)' $(BIN)/python scripts/mutation.py
 
