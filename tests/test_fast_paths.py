@@ -9,6 +9,7 @@ issue time against strptime, and the hook chains against Flask's own hook semant
 import datetime
 import io
 import logging
+import os
 import time
 from urllib.parse import quote
 
@@ -110,6 +111,8 @@ def test_hook_chains_keep_flask_semantics():
 )
 def test_audit_write_is_logging(fmt):
     # the audit line written straight to the stream is what the logging module writes
+    if "MUTANT_UNDER_TEST" in os.environ and ("module" in fmt or "funcName" in fmt):
+        pytest.skip("make mutation: mutmut's trampoline is a frame between audit.write and its caller")
     root, stream = logging.getLogger(), io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter(fmt))
