@@ -78,7 +78,7 @@ class PasswordChecks:
     the cache holds no password, nor any digest that could be brute-forced offline.
     """
 
-    def __init__(self, slots: int, hash_slots: int, wait: float, size: int = 4096):
+    def __init__(self, slots: int, hash_slots: int, wait: float, size: int = 4096):  # pragma: no mutate block (set-up)
         self.slots = threading.BoundedSemaphore(slots)  # password checks (logins)
         self.hash_slots = threading.BoundedSemaphore(hash_slots)  # new hashes (/register…)
         # …computed by threads of a lower CPU priority: beside a hash, a login gets the core
@@ -383,7 +383,7 @@ def one_kind_of_credentials():
     return None
 
 
-def warn_about_demo_users(app: fsa.Flask):
+def warn_about_demo_users(app: fsa.Flask):  # pragma: no mutate block (set-up)
     """In production, say loudly that a demo user still has its public password."""
     try:
         with app.test_request_context():
@@ -400,7 +400,7 @@ def warn_about_demo_users(app: fsa.Flask):
         log.warning(f"demo users not checked: {e}")
 
 
-def init_app(app: fsa.Flask):
+def init_app(app: fsa.Flask):  # pragma: no mutate block (set-up)
     """Register the hooks; in production, refuse to run without a secret or with weak hashes."""
     config = app.config
     if config.get("KIVA_PRODUCTION"):

@@ -134,7 +134,7 @@ def audit_line(res: flask.Response) -> flask.Response:
     return res
 
 
-def init_app(app: flask.Flask):
+def init_app(app: flask.Flask):  # pragma: no mutate block (set-up)
     """Logging set for the app's records: in the app, not at import (tests/test_layers.py).
 
     The log records of Kiva's format (level, logger, message) need no thread nor process

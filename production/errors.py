@@ -206,7 +206,7 @@ def json_errors(res: flask.Response) -> flask.Response:
     return res
 
 
-def init_app(app: flask.Flask):
+def init_app(app: flask.Flask):  # pragma: no mutate block (set-up)
     """The body size limit and the error handlers (app.py registers the request hooks)."""
     if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask's default: no limit
         app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # larger bodies get a 413

@@ -208,7 +208,7 @@ def device_cookie(res: flask.Response) -> flask.Response:
     return res
 
 
-def init_app(app: flask.Flask, database: typing.Any):
+def init_app(app: flask.Flask, database: typing.Any):  # pragma: no mutate block (set-up)
     """The database (app.py runs `count` and `device_cookie` after the request's
     transaction); the settings are app.conf's."""
     global db
