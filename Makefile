@@ -93,6 +93,7 @@ pg-stop:
 # SQLite → PostgreSQL → live server in a row (test-pg and test-ext share TEST_DB)
 CHECK_JOBS ?= 3
 check: system-deps
+	@date +%s > /tmp/kiva-check-start-$(APACHE_PORT)
 	$(MAKE) --no-print-directory lint
 	@# the shared cluster and its databases, before the stages use them side by side
 	PG_DB=$(TEST_DB) scripts/pg.sh start && scripts/pg.sh start
@@ -104,7 +105,7 @@ check: system-deps
 	@# make deploy trusts a check of the committed state it deploys
 	@if [ -z "$$(git status --porcelain 2>/dev/null)" ]; then \
 	  mkdir -p .run && touch .run/checked-$$(git rev-parse HEAD); fi
-	@echo "make check: all passed"
+	@echo "make check: all passed in $$(( $$(date +%s) - $$(cat /tmp/kiva-check-start-$(APACHE_PORT)) )) s (the packages installed before)"
 
 system-deps:
 	scripts/system-deps.sh
