@@ -8,6 +8,7 @@ requests invalidate what is checked on the route table of the app. In-process on
 a live server's cache is checked by tests/test_cluster.py (make test-cluster).
 """
 
+import datetime
 import os
 import shutil
 import signal
@@ -173,8 +174,13 @@ def test_what_invalidates():
         assert changed(app, method, "/users/2", 204) == {"generation:users"}
         assert changed(app, method, "/users/2", 503) == {"generation:users"}, "a commit of unknown outcome"
         assert changed(app, method, "/users/2", 409) == set()
+        assert changed(app, method, "/users/2", 400) == set(), "a 4xx was rolled back, 400 included"
+        assert changed(app, method, "/users/2", 499) == set()
     assert changed(app, "DELETE", "/object/7", 204) == {"generation:owned:7"}
     assert changed(app, "PATCH", "/object/7", 500) == {"generation:owned:7"}
+    # another blueprint's <oid> (an owner, not an owned object) has no permission cached
+    assert changed(app, "DELETE", "/owners/7", 204) == set()
+    assert changed(app, "PATCH", "/owners/7", 204) == set()
     assert changed(app, "GET", "/users/2", 200) == set()
     # every other write of the users blueprint invalidates (a new route is safe by default)
     for endpoint, method in writes:
@@ -194,3 +200,39 @@ def test_restore_flushes(cache, server, monkeypatch):
     backup.flush_shared_cache()
     usercache.user_row("susie", load)
     assert load.count == 2
+
+
+def test_entries_carry_dates():
+    """A row's dates come back as dates, and an object that merely looks like one stays."""
+    when = datetime.datetime(2026, 12, 3, 7, 30, 1, 250000, tzinfo=datetime.UTC)
+    value = {"login": "susie", "pwchanged": when, "nested": [{"at": when}]}
+    text = usercache.encode(value)
+    assert '"$datetime": "2026-12-03T07:30:01.250000+00:00"' in text
+    assert usercache.decode(text) == value
+    assert usercache.decode(text.encode()) == value
+    assert usercache.decode('{"a": {"b": 1}}') == {"a": {"b": 1}}
+    with pytest.raises(TypeError, match="not cacheable: bytes"):
+        usercache.encode({"blob": b"x"})
+
+
+def test_flush_sets_a_new_generation(cache, server):
+    """flush() (restores, DB_INIT) makes a new users generation: True once it is set."""
+    before = cache.redis.get("kiva:generation:users")
+    assert usercache.flush(server[1]) is True
+    after = cache.redis.get("kiva:generation:users")
+    assert after is not None and after != before
+
+
+def test_flush_without_redis_says_so(capsys, monkeypatch):
+    """Redis unreachable: every attempt made, False, and the reason on stderr."""
+    naps = []
+    monkeypatch.setattr(usercache.time, "sleep", naps.append)
+    folder = tempfile.mkdtemp(prefix="kiva-usercache-none-")
+    try:
+        assert usercache.flush(f"unix://{folder}/no-redis.sock", attempts=3) is False
+    finally:
+        shutil.rmtree(folder)
+    assert naps == [0.5, 0.5, 0.5]
+    err = capsys.readouterr().err
+    assert err.startswith("shared cache not flushed: ") and "ConnectionError" in err
+    assert usercache.flush.__defaults__ == (20,), "20 attempts half a second apart: 10 s for Redis to come back"
