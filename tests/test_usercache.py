@@ -225,7 +225,7 @@ def test_flush_sets_a_new_generation(cache, server):
 
 def test_flush_without_redis_says_so(capsys, monkeypatch):
     """Redis unreachable: every attempt made, False, and the reason on stderr."""
-    naps = []
+    naps: list[float] = []
     monkeypatch.setattr(usercache.time, "sleep", naps.append)
     folder = tempfile.mkdtemp(prefix="kiva-usercache-none-")
     try:
