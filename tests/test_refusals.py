@@ -1,0 +1,106 @@
+"""Database refusals as HTTP answers (production/errors.py), every kind in-process.
+
+SQLite cannot raise PostgreSQL's errors, nor the errors that escape AnoDB (those met
+while ending a transaction): each is made here and given to refusal() and to the
+Flask error handler, so that a student with SQLite only sees their answers checked.
+"""
+
+import sqlite3
+
+import FlaskSimpleAuth as fsa
+import psycopg
+import pytest
+from helpers import EXTERNAL
+
+from production import errors
+
+pytestmark = pytest.mark.skipif(EXTERNAL, reason="in-process: the errors are made by the test")
+
+
+@pytest.fixture(autouse=True)
+def app():
+    """The app, created: refusals count in its metrics (made by metrics.init_app)."""
+    from app import app
+
+    return app
+
+
+UNAVAILABLE = (503, errors.UNAVAILABLE, {})
+CASES = [
+    (
+        psycopg.errors.QueryCanceled("canceling statement due to statement timeout"),
+        (400, "this request ran too long: use a more selective filter", {}),
+    ),
+    (
+        psycopg.errors.LockNotAvailable("could not obtain lock"),
+        (503, "the data is busy, please retry", {"Retry-After": "1"}),
+    ),
+    (psycopg.OperationalError("connection refused"), UNAVAILABLE),
+    (psycopg.InterfaceError("the connection is closed"), UNAVAILABLE),
+    (sqlite3.OperationalError("unable to open database file"), UNAVAILABLE),
+    (psycopg.errors.ReadOnlySqlTransaction("cannot execute INSERT in a read-only transaction"), UNAVAILABLE),
+    (psycopg.InternalError("received 2 results from command 'BEGIN'"), UNAVAILABLE),
+    (psycopg.errors.UniqueViolation("duplicate key"), (409, "conflict: this name is already taken", {})),
+    (
+        sqlite3.IntegrityError("UNIQUE constraint failed: Stuff.stuff"),
+        (409, "conflict: this name is already taken", {}),
+    ),
+    (
+        psycopg.errors.ForeignKeyViolation("violates foreign key"),
+        (409, "conflict: still referenced, or referencing nothing", {}),
+    ),
+    (
+        sqlite3.IntegrityError("FOREIGN KEY constraint failed"),
+        (409, "conflict: still referenced, or referencing nothing", {}),
+    ),
+    (sqlite3.IntegrityError("CHECK constraint failed: stuff"), (400, "invalid value", {})),
+    (psycopg.errors.CheckViolation("violates check constraint"), (400, "invalid value", {})),
+    (psycopg.errors.NotNullViolation("null value"), (400, "invalid value", {})),
+    (psycopg.errors.StringDataRightTruncation("value too long"), (400, "invalid value", {})),
+    (OverflowError("Python int too large to convert to SQLite INTEGER"), (400, "integer out of range", {})),
+]
+
+
+@pytest.mark.parametrize("error, answer", CASES, ids=lambda v: type(v).__name__ if isinstance(v, Exception) else "")
+def test_refusal(error, answer):
+    refused = errors.refusal(error)
+    assert isinstance(refused, fsa.ErrorResponse), refused
+    assert (refused.status, refused.message, dict(refused.headers or {})) == answer
+
+
+@pytest.mark.parametrize(
+    "error", [psycopg.errors.InternalError_("XX000 from the server"), sqlite3.ProgrammingError("x")]
+)
+def test_a_bug_is_not_a_refusal(error):
+    # the server's internal errors and the app's own mistakes stay errors: a 500, logged
+    assert errors.refusal(error) is error
+
+
+@pytest.mark.parametrize("error, answer", CASES, ids=lambda v: type(v).__name__ if isinstance(v, Exception) else "")
+def test_error_handler(app, error, answer):
+    """An error escaping AnoDB (reading rows, ending the transaction): the same answer, JSON."""
+    with app.test_request_context("/stuff", method="POST"):
+        res = errors.error_response(error)
+    status, message, headers = answer
+    assert (res.status_code, res.json, res.mimetype) == (status, {"error": message}, "application/json")
+    assert {k: res.headers.get(k) for k in headers} == headers
+
+
+def test_error_handler_of_a_bug(app, caplog):
+    error = sqlite3.ProgrammingError("Cannot operate on a closed cursor.")
+    with app.test_request_context("/stuff", method="POST"):
+        res = errors.error_response(error)
+    assert (res.status_code, res.json) == (500, {"error": "internal database error"})
+    assert "unexpected database error: ProgrammingError('Cannot operate on a closed cursor.')" in caplog.text
+
+
+def test_error_handler_of_a_refusal_made_already(app):
+    with app.test_request_context("/stuff", method="POST"):
+        res = errors.error_response(fsa.ErrorResponse("gone", 410, headers={"X-Why": "test"}))
+    assert (res.status_code, res.json, res.headers["X-Why"]) == (410, {"error": "gone"}, "test")
+
+
+def test_registered_for_every_database_error(app):
+    for error in (*errors.DB_ERRORS, OverflowError):
+        handler = app.error_handler_spec[None][None][error]
+        assert getattr(handler, "__name__", "") == "error_response", error
