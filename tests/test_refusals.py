@@ -25,7 +25,7 @@ def app():
     return app
 
 
-UNAVAILABLE = (503, errors.UNAVAILABLE, {})
+UNAVAILABLE: tuple[int, str, dict[str, str]] = (503, errors.UNAVAILABLE, {})
 CASES = [
     (
         psycopg.errors.QueryCanceled("canceling statement due to statement timeout"),
