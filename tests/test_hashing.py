@@ -7,6 +7,7 @@
   as late as an unknown login does (no enumeration by timing).
 """
 
+import logging
 import os
 import tempfile
 from collections.abc import Callable
@@ -71,6 +72,42 @@ def test_cheap_hash_rehashed_at_login(api, costlier_config):
     assert known_after > unknown_after / 2, timings
     # and the password still works, from the suite's app too (its cost is 4: no rehash back)
     assert api.get("/whoami", 200, login=None, headers=basic(login, password)).json == login
+    api.delete(f"/users/{uid}", 204, login="calvin")
+
+
+def stored_hash(login: str) -> str:
+    """The user's password hash as the database holds it (the app's own query)."""
+    import race
+
+    driver, conn = race.database()
+    try:
+        row = race.queries(driver).get_user(conn, login=login)
+        return row["pword"] if isinstance(row, dict) else row[2]
+    finally:
+        conn.close()
+
+
+@in_process_only
+def test_rehash_in_process(api, caplog):
+    """auth.rehash in this process (the test above sees it from another one): with a
+    configured cost above the stored hash's, a wrong password changes nothing, a right
+    one stores a new hash of the same password, once the check is over."""
+    import auth
+
+    caplog.set_level(logging.INFO, logger=auth.log.name)
+    login, password, uid = register(api, "rehash", "right-password")
+    before = stored_hash(login)
+    assert before.startswith("$2b$04$"), before
+    with app_config(FSA_PASSWORD_OPTS={"rounds": 5}):
+        api.get("/whoami", 401, login=None, headers=basic(login, "wrong-password") | {"X-Forwarded-For": new_address()})
+        assert stored_hash(login) == before and "rehashed" not in caplog.text
+        assert api.get("/whoami", 200, login=None, headers=basic(login, password)).json == login
+    after = stored_hash(login)
+    # the app hashes at its own cost (4): a new salt, the same password
+    assert after != before and after.startswith("$2b$04$"), (before, after)
+    assert f"rehashed at the configured cost: {login!r}" in caplog.text
+    assert api.get("/whoami", 200, login=None, headers=basic(login, password)).json == login
+    assert stored_hash(login) == after, "at the configured cost again: no more rehash"
     api.delete(f"/users/{uid}", 204, login="calvin")
 
 
