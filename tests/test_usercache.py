@@ -9,11 +9,13 @@ a live server's cache is checked by tests/test_cluster.py (make test-cluster).
 """
 
 import datetime
+import logging
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 
 import flask
@@ -238,3 +240,148 @@ def test_flush_without_redis_says_so(capsys, monkeypatch):
         assert naps == [0.5] * 20, "by default 20 attempts half a second apart: 10 s for Redis to come back"
     finally:
         shutil.rmtree(folder)
+
+
+#
+# the cache's own mechanics: generations' lifetimes, failures, the retrying thread
+#
+
+
+class Clock:
+    """usercache's view of time.monotonic, moved by the test (the rest is the real time module)."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+def test_generation_lifetimes(cache):
+    """The users' generation never expires (its loss would be a flush of every entry); an
+    object's expires after GENERATION_TTL (a missing one is only a miss), made or bumped."""
+    usercache.user_row("susie", Loads(ROW))
+    usercache.permission("owned", 7, "susie", Loads(True))
+    for _ in range(2):
+        assert cache.redis.ttl("kiva:generation:users") == -1
+        assert 0 < cache.redis.ttl("kiva:generation:owned:7") <= usercache.GENERATION_TTL
+        cache.bump({"generation:users", "generation:owned:7"})
+        assert not cache.pending and cache.retrier is None, "Redis up: the bump is made at once"
+
+
+def test_a_generation_made_meanwhile_wins(cache):
+    """Two processes missing the same generation: the first one's stays, both use it."""
+    cache.redis.set("kiva:generation:users", b"theirs")
+    assert cache.generations(["kiva:generation:users"], [None]) == [b"theirs"]
+    assert cache.redis.get("kiva:generation:users") == b"theirs"
+    cache.redis.delete("kiva:generation:users")
+    [made] = cache.generations(["kiva:generation:users"], [None])
+    assert cache.redis.get("kiva:generation:users") == made != b"theirs"
+
+
+def test_a_failure_pauses_the_cache(cache, monkeypatch, caplog):
+    clock = Clock()
+    monkeypatch.setattr(usercache, "time", clock)
+    assert cache.usable()
+    cache.failed(redis.ConnectionError("refused"))
+    [warning] = caplog.messages
+    assert warning.startswith("redis unavailable, using the database: ") and "ConnectionError" in warning
+    for elapsed, usable in [(0.0, False), (usercache.PAUSE - 0.01, False), (usercache.PAUSE, True)]:
+        clock.now = 1000.0 + elapsed
+        assert cache.usable() is usable, elapsed
+    cache.failed(redis.ConnectionError("refused"), quiet=True)
+    assert len(caplog.messages) == 1 and not cache.usable()
+    # a bump not made yet: not usable, however long ago the failure
+    clock.now += 2 * usercache.PAUSE
+    assert cache.usable()
+    cache.pending.add("generation:users")
+    assert not cache.usable()
+
+
+def test_entries_age_within_bounds(cache, caplog):
+    gens = [b"g1"]
+    entry = cache.seal("row:susie", ROW, gens, 1000.0)
+    for now, found in [(1000.0 - usercache.MAX_SKEW, True), (1000.0 + usercache.MAX_AGE, True),
+                       (999.0 - usercache.MAX_SKEW, False), (1001.0 + usercache.MAX_AGE, False)]:  # fmt: skip
+        assert cache.open("row:susie", entry, gens, now) == ((True, ROW) if found else (False, None)), now
+    assert not caplog.messages, "an old entry is a plain miss"
+    assert cache.open("row:susie", entry.replace(b"susie", b"calvin"), gens, 1000.0) == (False, None)
+    assert caplog.messages == ["row:susie: entry refused, not authenticated (forged or altered)"]
+    unreadable = cache.mac("row:susie", b"[1, 2]") + b".[1, 2]"
+    assert cache.open("row:susie", unreadable, gens, 1000.0) == (False, None)
+    assert caplog.messages[1].startswith("row:susie: unreadable entry: TypeError(")
+
+
+def test_bumps_pile_up_while_redis_is_away(cache, server, caplog):
+    """Two bumps missed: both made once Redis is back, by one thread; two warnings (the
+    request's attempt, the thread's first one), not one per attempt, and one line when
+    the cache is trusted again."""
+    caplog.set_level(logging.INFO, logger=usercache.log.name)
+    proc, _ = server
+    before = {g: cache.redis.get(f"kiva:{g}") for g in ("generation:users", "generation:owned:9")}
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        cache.bump({"generation:users"})
+        cache.bump({"generation:owned:9"})
+        assert cache.pending == {"generation:users", "generation:owned:9"}
+        retrier = cache.retrier
+        assert retrier is not None and retrier.daemon and retrier.name == "kiva-cache-bump"
+        time.sleep(3 * usercache.TIMEOUT)  # several attempts meanwhile
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    retrier.join(5)
+    assert not retrier.is_alive() and cache.retrier is None and not cache.pending
+    for g, old in before.items():
+        assert cache.redis.get(f"kiva:{g}") not in (None, old), g
+    warnings = [m for m in caplog.messages if m.startswith("redis unavailable")]
+    assert len(warnings) == 2, caplog.messages
+    done = [m for m in caplog.messages if m.startswith("redis: missed invalidations made (")]
+    assert len(done) == 1 and done[0].endswith(" attempts), the cache trusted again"), caplog.messages
+
+
+def test_bump_waits_in_no_request_during_a_pause(cache, monkeypatch):
+    """After a failure, a bump is left to the retrying thread: a request never waits for
+    a Redis that failed a moment ago. With Redis well, it is made in the request."""
+    threads = []
+    make_pending = cache.make_pending
+
+    def spy(quiet: bool = False) -> bool:
+        threads.append(threading.current_thread().name)
+        return make_pending(quiet)
+
+    monkeypatch.setattr(cache, "make_pending", spy)
+    cache.bump({"generation:users"})
+    assert threads == [threading.current_thread().name] and cache.retrier is None
+    threads.clear()
+    cache.failed(redis.ConnectionError("refused"), quiet=True)
+    cache.bump({"generation:users"})
+    retrier = cache.retrier
+    if retrier is not None:
+        retrier.join(5)
+    assert threads == ["kiva-cache-bump"] and not cache.pending
+
+
+def test_the_retrier_survives_the_unexpected(cache, monkeypatch, caplog):
+    """An error of another kind in an attempt: logged, retried after RETRY, never a dead
+    thread (the process would distrust its cache for ever)."""
+    calls = []
+    make_pending = cache.make_pending
+
+    def once_broken(quiet: bool = False) -> bool:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return make_pending(quiet)
+
+    monkeypatch.setattr(cache, "make_pending", once_broken)
+    cache.pending.add("generation:users")
+    cache.start_retrier()
+    retrier = cache.retrier
+    assert retrier is not None
+    retrier.join(5)
+    assert len(calls) == 2 and not cache.pending and cache.retrier is None
+    assert calls[1] - calls[0] >= usercache.RETRY * 0.9, "a pause between two attempts"
+    assert "redis: a bump failed unexpectedly, retrying" in caplog.messages
