@@ -28,6 +28,7 @@ import os
 import threading
 import time
 import typing
+import weakref
 
 import flask
 import FlaskSimpleAuth as fsa
@@ -79,16 +80,25 @@ class PasswordChecks:
     """
 
     def __init__(self, slots: int, hash_slots: int, wait: float, size: int = 4096):  # pragma: no mutate block (set-up)
-        self.slots = threading.BoundedSemaphore(slots)  # password checks (logins)
-        self.hash_slots = threading.BoundedSemaphore(hash_slots)  # new hashes (/register…)
+        self.slot_count, self.hash_slot_count = slots, hash_slots
+        self.wait = wait
+        self.size = size
+        self.start()
+        # a process forked from this one (gunicorn --preload, mutmut's test runs) has none
+        # of its threads: a hash given to the pool it inherits would wait for ever
+        me = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (checks := me()) is not None and checks.start())
+
+    def start(self):  # pragma: no mutate block (set-up)
+        """This process's slots, hashing threads, memo and its key: anew in a forked child."""
+        self.slots = threading.BoundedSemaphore(self.slot_count)  # password checks (logins)
+        self.hash_slots = threading.BoundedSemaphore(self.hash_slot_count)  # new hashes (/register…)
         # …computed by threads of a lower CPU priority: beside a hash, a login gets the core
         self.hashers = concurrent.futures.ThreadPoolExecutor(
-            hash_slots, thread_name_prefix="kiva-hash", initializer=lower_priority
+            self.hash_slot_count, thread_name_prefix="kiva-hash", initializer=lower_priority
         )
-        self.wait = wait
         self.secret = os.urandom(32)
         self.verified: collections.OrderedDict[tuple[bytes, str], None] = collections.OrderedDict()
-        self.size = size
         self.running: dict[tuple[bytes, str], Running] = {}
         self.lock = threading.Lock()
 

@@ -213,3 +213,23 @@ def test_hashes_at_the_lowest_priority(api):
     hashers = [t for t in threading.enumerate() if t.name.startswith("kiva-hash")]
     assert hashers and all(os.getpriority(os.PRIO_PROCESS, t.native_id) == 19 for t in hashers)  # type: ignore[arg-type]
     api.delete(f"/users/{uid}", 204, login="calvin")
+
+
+@in_process_only
+def test_hashing_in_a_forked_process():
+    """A process forked after hashes were made (gunicorn --preload, mutmut's test runs)
+    hashes too: its hashing threads are its own (the pool it inherited has none, and a
+    hash given to it waited for ever)."""
+    import signal
+
+    import auth
+    from app import app
+
+    with app.app_context():
+        assert auth.checks().hash(lambda: "in the parent") == "in the parent"
+        pid = os.fork()
+        if pid == 0:  # the child: an answer within 10 s, or SIGALRM
+            signal.alarm(10)
+            os._exit(0 if auth.checks().hash(lambda: "in the child") == "in the child" else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, f"the child's hash: {os.waitstatus_to_exitcode(status)}"
