@@ -108,6 +108,7 @@ def test_hook_chains_keep_flask_semantics():
         "%(asctime)s %(message)s",  # a time: through logging
         "%(message)s (%(funcName)s)",  # the message not last: through logging
         "%(lineno)d %(message)s",  # the calling line: through logging
+        "%(funcName)s: %(message)s",  # the calling function before the message: through logging
         "%(processName)s %(threadName)s %(message)s",  # the process and thread: through logging
     ],
 )

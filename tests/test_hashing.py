@@ -233,3 +233,46 @@ def test_hashing_in_a_forked_process():
             os._exit(0 if auth.checks().hash(lambda: "in the child") == "in the child" else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, f"the child's hash: {os.waitstatus_to_exitcode(status)}"
+
+
+@in_process_only
+def test_rehash_never_waits_for_a_slot(api, caplog):
+    """No login slot free at once: no rehash, no wait, no error (the next login does it);
+    with one free, the new hash is stored and is this request's memo from then on."""
+    import auth
+    from app import app
+    from database import db
+
+    caplog.set_level(logging.INFO, logger=auth.log.name)
+    login, password, uid = register(api, "rehash-busy", "right-password")
+    before = stored_hash(login)
+    row = {"pword": before}
+    with app.test_request_context("/whoami"):
+        checks = auth.checks()
+        taken = 0
+        while checks.slots.acquire(timeout=0):
+            taken += 1
+        try:
+            auth.rehash(login, password, row)
+        finally:
+            for _ in range(taken):
+                checks.slots.release()
+        db.commit()
+    assert row == {"pword": before} and stored_hash(login) == before
+    assert "rehashed" not in caplog.text
+    with app.test_request_context("/whoami"):
+        auth.rehash(login, password, row)
+        db.commit()
+    assert row["pword"] != before and stored_hash(login) == row["pword"]
+    api.delete(f"/users/{uid}", 204, login="calvin")
+
+
+def test_hashing_threads_at_the_usual_priority_if_not_allowed(monkeypatch, caplog):
+    import auth
+
+    def refused(*args):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "setpriority", refused)
+    auth.lower_priority()
+    assert caplog.messages == ["hashing threads at the usual priority: [Errno 1] Operation not permitted"]

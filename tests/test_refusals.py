@@ -5,6 +5,7 @@ while ending a transaction): each is made here and given to refusal() and to the
 Flask error handler, so that a student with SQLite only sees their answers checked.
 """
 
+import re
 import sqlite3
 
 import FlaskSimpleAuth as fsa
@@ -12,7 +13,7 @@ import psycopg
 import pytest
 from helpers import EXTERNAL
 
-from production import errors
+from production import context, errors
 
 pytestmark = pytest.mark.skipif(EXTERNAL, reason="in-process: the errors are made by the test")
 
@@ -62,10 +63,17 @@ CASES = [
 
 
 @pytest.mark.parametrize("error, answer", CASES, ids=lambda v: type(v).__name__ if isinstance(v, Exception) else "")
-def test_refusal(error, answer):
-    refused = errors.refusal(error)
+def test_refusal(app, error, answer, caplog):
+    with app.test_request_context("/stuff"):
+        refused = errors.refusal(error)
+        flagged = context.state().db_unavailable
     assert isinstance(refused, fsa.ErrorResponse), refused
     assert (refused.status, refused.message, dict(refused.headers or {})) == answer
+    # unavailable: said in the log with its cause, and flagged for the whole request (a
+    # lookup failing inside FlaskSimpleAuth's authentication would otherwise be a 401)
+    unavailable = answer == UNAVAILABLE
+    assert (f"database unavailable: {error}" in caplog.messages) is unavailable, caplog.messages
+    assert (flagged is True) is unavailable, flagged
 
 
 @pytest.mark.parametrize(
@@ -86,10 +94,23 @@ def test_error_handler(app, error, answer):
     assert {k: res.headers.get(k) for k in headers} == headers
 
 
+def counted(kind: str) -> float:
+    """kiva_database_errors_total{kind=...} as a scrape gives it."""
+    from app import app
+    from production import metrics
+
+    with app.app_context():
+        exposed = metrics.exposition().get_data(as_text=True)
+    found = re.search(rf'^kiva_database_errors_total{{kind="{kind}"}} (\S+)$', exposed, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
 def test_error_handler_of_a_bug(app, caplog):
     error = sqlite3.ProgrammingError("Cannot operate on a closed cursor.")
+    before = counted("other")
     with app.test_request_context("/stuff", method="POST"):
         res = errors.error_response(error)
+    assert counted("other") == before + 1
     assert (res.status_code, res.json) == (500, {"error": "internal database error"})
     assert "unexpected database error: ProgrammingError('Cannot operate on a closed cursor.')" in caplog.text
 
@@ -98,6 +119,11 @@ def test_error_handler_of_a_refusal_made_already(app):
     with app.test_request_context("/stuff", method="POST"):
         res = errors.error_response(fsa.ErrorResponse("gone", 410, headers={"X-Why": "test"}))
     assert (res.status_code, res.json, res.headers["X-Why"]) == (410, {"error": "gone"}, "test")
+    # counted once, when refusal() made it (anodb's hook), not again here
+    before = counted("conflict")
+    with app.test_request_context("/stuff", method="POST"):
+        res = errors.error_response(fsa.ErrorResponse("conflict: this name is already taken", 409))
+    assert (res.status_code, counted("conflict")) == (409, before)
 
 
 def test_registered_for_every_database_error(app):

@@ -21,7 +21,7 @@ import time
 import flask
 import pytest
 import redis
-from helpers import EXTERNAL
+from helpers import EXTERNAL, basic, register, unique
 
 from production import usercache
 
@@ -385,3 +385,21 @@ def test_the_retrier_survives_the_unexpected(cache, monkeypatch, caplog):
     assert len(calls) == 2 and not cache.pending and cache.retrier is None
     assert calls[1] - calls[0] >= usercache.RETRY * 0.9, "a pause between two attempts"
     assert "redis: a bump failed unexpectedly, retrying" in caplog.messages
+
+
+def test_permissions_cached_per_object_and_user(cache, api):
+    """The app with the shared cache on: an object permission cached for one user and one
+    object answers for that pair only (its key names both), the second time from Redis."""
+    users = [register(api, "perm", "password-of-perm") for _ in range(2)]
+    auths = [basic(login, password) for login, password, _ in users]
+    oids = [api.post("/object", 201, login=None, headers=h, data={"object": unique("perm")}).json["oid"] for h in auths]
+    for _ in range(2):
+        for i, headers in enumerate(auths):
+            for j, oid in enumerate(oids):
+                api.get(f"/object/{oid}", 200 if i == j else 403, login=None, headers=headers)
+    for (login, _, _), oid in zip(users, oids, strict=True):
+        assert cache.redis.exists(f"kiva:perm:owned:{oid}:{login}")
+    for headers, oid in zip(auths, oids, strict=True):
+        api.delete(f"/object/{oid}", 204, login=None, headers=headers)
+    for _, _, uid in users:
+        api.delete(f"/users/{uid}", 204, login="calvin")
