@@ -7,6 +7,7 @@ parameter's name, and a database that cannot be reached answered 503, /health fi
 import os
 import re
 import time
+import urllib.parse
 
 import pytest
 from helpers import (
@@ -146,6 +147,32 @@ def test_secret_parameters_never_echoed(api):
     for tampered in [token[:-1] + ("0" if token[-1] != "0" else "1"), token + ":x", token.replace("kiva/", "other/")]:
         res = api.get("/qui-suis-je", 401, login=None, headers=bearer(tampered))
         assert res.json == {"error": "invalid token"} and tampered not in res.text
+    api.delete(f"/users/{uid}", 204, login="calvin")
+
+
+def test_secrets_never_echoed_in_any_form(api):
+    """A password with a quote, a backslash and a newline: neither its raw form nor its
+    escaped one (FlaskSimpleAuth's messages quote values with repr) in an error, from a
+    JSON body or from the query string; a `user` object sent as a string: not echoed."""
+    password = 'Qw7\\pa"ss\nword'
+    login, _, uid = register(api, "echo-forms", password)
+    own = basic(login, password)
+    forms = (password, repr(password)[1:-1])
+    for res, message in (
+        (
+            api.get("/cmp/add", 400, login=None, headers=own, json={"i": password, "j": 1}),
+            "parameter \"i\" type error on *** for <class 'int'>",
+        ),
+        (
+            api.get("/cmp/add?" + urllib.parse.urlencode({"i": password, "j": 1}), 400, login=None, headers=own),
+            "parameter \"i\" conversion error: invalid literal for int() with base 0: '***'",
+        ),
+    ):
+        assert res.json == {"error": message}, res.json
+        assert not any(form in res.text for form in forms), res.text
+    user = '{"login": 3, "password": "Qw7-user-secret"}'
+    res = api.post("/users", 400, login="calvin", json={"user": user})
+    assert res.json == {"error": 'error on parameter "user": unexpected value *** for dict'}
     api.delete(f"/users/{uid}", 204, login="calvin")
 
 

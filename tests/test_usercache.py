@@ -235,6 +235,9 @@ def test_flush_without_redis_says_so(capsys, monkeypatch):
         assert naps == [0.5, 0.5, 0.5]
         err = capsys.readouterr().err
         assert err.startswith("shared cache not flushed: ") and "ConnectionError" in err
+        assert err.count("\n") == 1, "said once, after the last attempt"
+        assert usercache.flush(f"unix://{folder}/no-redis.sock", attempts=1) is False
+        assert capsys.readouterr().err.startswith("shared cache not flushed: ")
         naps.clear()
         assert usercache.flush(f"unix://{folder}/no-redis.sock") is False
         assert naps == [0.5] * 20, "by default 20 attempts half a second apart: 10 s for Redis to come back"
@@ -337,7 +340,7 @@ def test_bumps_pile_up_while_redis_is_away(cache, server, caplog):
     for g, old in before.items():
         assert cache.redis.get(f"kiva:{g}") not in (None, old), g
     warnings = [m for m in caplog.messages if m.startswith("redis unavailable")]
-    assert len(warnings) == 2, caplog.messages
+    assert len(warnings) == 2 and all("TimeoutError" in m for m in warnings), caplog.messages
     done = [m for m in caplog.messages if m.startswith("redis: missed invalidations made (")]
     assert len(done) == 1 and done[0].endswith(" attempts), the cache trusted again"), caplog.messages
 
@@ -403,3 +406,21 @@ def test_permissions_cached_per_object_and_user(cache, api):
         api.delete(f"/object/{oid}", 204, login=None, headers=headers)
     for _, _, uid in users:
         api.delete(f"/users/{uid}", 204, login="calvin")
+
+
+def test_flush_of_a_frozen_redis_ends(cache, server, monkeypatch, capsys):
+    """A Redis that accepts but never answers: each attempt gives up after its 1 s timeout."""
+    monkeypatch.setattr(usercache.time, "sleep", lambda _: None)
+    proc, url = server
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        done: list[bool] = []
+        flushing = threading.Thread(target=lambda: done.append(usercache.flush(url, attempts=2)), daemon=True)
+        started = time.monotonic()
+        flushing.start()
+        flushing.join(10)
+        took = time.monotonic() - started
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    assert done == [False] and 1.9 < took < 3.5, (done, took)
+    assert "TimeoutError" in capsys.readouterr().err
