@@ -25,6 +25,8 @@ from helpers import (
     unique,
 )
 
+from model import PASSWORD_MAX
+
 LIMIT = 5  # failed password checks of one login within the window (app.conf)
 REFUSAL = {"error": "too many failed logins, retry later"}
 in_process_only = pytest.mark.skipif(EXTERNAL, reason="changes the app's configuration: in-process only")
@@ -121,6 +123,10 @@ def test_token_dies_with_the_password(api):
     res = api.patch(f"/users/{uid}", 400, login=None, headers=me, data={"password": "stolen-password"})
     assert res.json == {"error": "changing one's password needs the current one: current"}
     res = api.patch(f"/users/{uid}", 403, login=None, headers=me, data={"password": "stolen", "current": "guess"})
+    assert res.json == {"error": "the current password does not match"}
+    # a current password no password can be (too long): the same refusal, not a 401
+    impossible = "x" * (PASSWORD_MAX + 1)
+    res = api.patch(f"/users/{uid}", 403, login=None, headers=me, data={"password": "stolen", "current": impossible})
     assert res.json == {"error": "the current password does not match"}
     api.get("/whoami", 401, login=None, headers=basic(login, "stolen-password"))
     api.patch(f"/users/{uid}", 204, login=None, headers=me, data={"password": "second-password", "current": password})
