@@ -61,6 +61,22 @@ def test_token_issued_is_strptime(expiry):
         assert auth.token_issued(token) == (expected - datetime.timedelta(minutes=60)).timestamp()
 
 
+def test_token_issued_whatever_the_local_zone():
+    # the expiry is UTC (FlaskSimpleAuth's): a server set to another zone reads it so too
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = "Asia/Kolkata"  # +05:30, no summer time
+    time.tzset()
+    try:
+        issued = auth.token_issued("kiva/60m:calvin:20261203120000:0123456789abcdef")
+    finally:
+        if saved is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()
+    assert issued == datetime.datetime(2026, 12, 3, 11, 0, 0, tzinfo=datetime.UTC).timestamp()
+
+
 def test_hook_chains_keep_flask_semantics():
     app = flask.Flask("hook-chains")
     calls: list[str] = []
