@@ -9,6 +9,7 @@ import base64
 import contextlib
 import datetime
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -348,3 +349,40 @@ def unreachable_database() -> str:
     if config["db"] == "sqlite3":
         return "/nonexistent-kiva-folder/kiva.db"
     return config["conn"] + " port=1"
+
+
+def families(text: str):
+    """The metric families of a Prometheus exposition (GET /metrics)."""
+    # metrics.py's set-up first, as in a server: it chooses prometheus_client's storage
+    # (and refuses to come second); done already in-process (the app's init_app)
+    importlib.import_module("production.metrics").set_up()
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return text_string_to_metric_families(text)
+
+
+def samples(text: str) -> dict[tuple, float]:
+    """{(sample name, sorted label items): value} of an exposition."""
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for family in families(text) for s in family.samples}
+
+
+def value(figures: dict, name: str, **labels) -> float:
+    return figures.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+class Clock:
+    """A module's `time`, stopped: time() and monotonic() answer `now`, which the test
+    moves instead of waiting; the rest (sleep…) is the real time module's. In-process, a
+    window or a pause checked on it ends when the test says, whatever the machine's load."""
+
+    def __init__(self, now: float | None = None):
+        self.now = time.time() if now is None else now
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def __getattr__(self, name):
+        return getattr(time, name)

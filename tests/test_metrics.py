@@ -7,13 +7,12 @@ server, Apache's 2 processes, where the figures must be the sums of both).
 The exposition is checked by Prometheus's own `promtool check metrics`.
 """
 
-import importlib
 import os
 import re
 import subprocess
 
 import pytest
-from helpers import EXTERNAL, app_routes, basic, bearer, forge_token, unique
+from helpers import EXTERNAL, app_routes, basic, bearer, families, forge_token, samples, unique, value
 
 PROMTOOL = os.environ.get("PROMTOOL", "/usr/bin/promtool")  # Debian's prometheus package
 TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
@@ -49,24 +48,6 @@ def scrape(api) -> str:
     res = api.get("/metrics", 200, login=None, headers=bearer(scrape_token()))
     assert res.headers["Content-Type"] == TEXT_FORMAT
     return text(res)
-
-
-def families(text: str):
-    # metrics.py's set-up first, as in a server: it chooses prometheus_client's storage
-    # (and refuses to come second); done already in-process (the app's init_app)
-    importlib.import_module("production.metrics").set_up()
-    from prometheus_client.parser import text_string_to_metric_families
-
-    return text_string_to_metric_families(text)
-
-
-def samples(text: str) -> dict[tuple, float]:
-    """{(sample name, sorted label items): value} of an exposition."""
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value for family in families(text) for s in family.samples}
-
-
-def value(figures: dict, name: str, **labels) -> float:
-    return figures.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def test_metrics_authorization(api):

@@ -7,7 +7,7 @@ that the end of the window can be checked too; the limit is the default, 5.
 import contextlib
 import time
 
-from helpers import EXTERNAL, app_config, basic, bearer, register, unique
+from helpers import EXTERNAL, Clock, app_config, basic, bearer, register, unique
 
 LIMIT = 5
 
@@ -56,22 +56,12 @@ def test_success_resets_the_count(api):
     api.delete(f"/users/{uid}", 204, login="calvin")
 
 
-class Clock:
-    """The throttle's clock, moved by the test: failures are counted from the first one,
-    and a loaded machine may take longer than a short window for five of them (the
-    in-process test failed so once, under make mutation beside make check)."""
-
-    def __init__(self):
-        self.now = time.time()
-
-    def time(self) -> float:
-        return self.now
-
-
 @contextlib.contextmanager
 def throttle_clock():
-    """In-process, the throttle's clock stopped (the test moves it); a live server's
-    window must be short already (the Makefile's KIVA_THROTTLE_SECONDS): never a skip."""
+    """In-process, the throttle's clock stopped (helpers.Clock, the test moves it): five
+    failed logins may take longer than a short window on a loaded machine (the in-process
+    test failed so once, under make mutation beside make check); a live server's window
+    must be short already (the Makefile's KIVA_THROTTLE_SECONDS): never a skip."""
     if EXTERNAL:
         yield None
         return

@@ -21,7 +21,7 @@ import time
 import flask
 import pytest
 import redis
-from helpers import EXTERNAL, basic, register, unique
+from helpers import EXTERNAL, Clock, basic, register, unique
 
 from production import usercache
 
@@ -250,19 +250,6 @@ def test_flush_without_redis_says_so(capsys, monkeypatch):
 #
 
 
-class Clock:
-    """usercache's view of time.monotonic, moved by the test (the rest is the real time module)."""
-
-    def __init__(self):
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def __getattr__(self, name):
-        return getattr(time, name)
-
-
 def test_generation_lifetimes(cache):
     """The users' generation never expires (its loss would be a flush of every entry); an
     object's expires after GENERATION_TTL (a missing one is only a miss), made or bumped."""
@@ -286,7 +273,7 @@ def test_a_generation_made_meanwhile_wins(cache):
 
 
 def test_a_failure_pauses_the_cache(cache, monkeypatch, caplog):
-    clock = Clock()
+    clock = Clock(1000.0)
     monkeypatch.setattr(usercache, "time", clock)
     assert cache.usable()
     cache.failed(redis.ConnectionError("refused"))
