@@ -150,7 +150,7 @@ node_deploy() {  # N [make deploy variables…]: deploy to node N, environment f
   chmod 755 "$dir" "$target"
   # schema work as the owner role (security #10), straight to PostgreSQL, not through the pooler
   # HAProxy (127.0.0.1) is the nodes' trusted proxy: the client's address is its X-Forwarded-For
-  KIVA_TRUSTED_PROXIES=${KIVA_TRUSTED_PROXIES:-127.0.0.1} $make --no-print-directory deploy DEPLOY_FORCE=1 DEPLOY_TARGET="$target" KIVA_DB="$kiva_db" \
+  KIVA_LOCAL_CACHE=0 KIVA_TRUSTED_PROXIES=${KIVA_TRUSTED_PROXIES:-127.0.0.1} $make --no-print-directory deploy DEPLOY_FORCE=1 DEPLOY_TARGET="$target" KIVA_DB="$kiva_db" \
     KIVA_OWNER_DB="host=$PG_DIR port=$PG_PORT dbname=$db user=${DB_OWNER:-kiva_owner}" \
     APP_SECRET="$(secret)" "$@" >/dev/null
   local env=$target/kiva.env
@@ -161,6 +161,8 @@ node_deploy() {  # N [make deploy variables…]: deploy to node N, environment f
   if [ -n "${KIVA_METRICS_TOKEN:-}" ]; then  # the scrape token of GET /metrics (the tests')
     grep -q '^KIVA_METRICS_TOKEN=' "$env" || echo "KIVA_METRICS_TOKEN=$KIVA_METRICS_TOKEN" >>"$env"
   fi
+  # several hosts: no per-host cache of user rows (its generation would be this host's only)
+  sed -i '/^KIVA_LOCAL_CACHE=/d' "$env"
   if [ "$cache" = redis ]; then
     # the app's Redis account, in kiva.env (0600, beside APP_SECRET)
     sed -i '/^KIVA_REDIS=/d' "$env"

@@ -71,7 +71,12 @@ printf 'KIVA_DB=%s\nAPP_SECRET=%s\n' "${KIVA_DB:?KIVA_DB: the libpq connection s
 printf 'KIVA_OWNER_DB=%s\n' "${KIVA_OWNER_DB:-$KIVA_DB}" | on_target "$(keep_or_write kiva-owner.env)"
 # make check's deployment: a short throttling window, a trusted proxy for the tests' addresses,
 # the hashing limits out of the suite's way
-for var in KIVA_THROTTLE_SECONDS KIVA_TRUSTED_PROXIES KIVA_THROTTLE_ADDRESS_FAILURES KIVA_HASH_LIMIT KIVA_HASH_SLOTS; do
+# one server: each process keeps the user rows behind tokens, exact through the host's shared
+# generation (production/localcache.py); deploy/cluster.sh and ha.sh take it out (several hosts
+# share Redis instead); KIVA_LOCAL_CACHE=0 leaves it off
+KIVA_LOCAL_CACHE=${KIVA_LOCAL_CACHE:-1}
+for var in KIVA_THROTTLE_SECONDS KIVA_TRUSTED_PROXIES KIVA_THROTTLE_ADDRESS_FAILURES KIVA_HASH_LIMIT KIVA_HASH_SLOTS \
+  KIVA_LOCAL_CACHE; do
   if [ -n "${!var:-}" ]; then
     on_target "grep -q '^$var=' kiva.env || echo $var=$(q "${!var}") >> kiva.env"
   fi

@@ -196,10 +196,12 @@ deploy_web() {  # N [make deploy variables…]
   chmod 755 "$dir" "$target"
   [ -f "$dir/app.secret" ] || (umask 077 && head -c 30 /dev/urandom | base64 | tr -d '/+=' >"$dir/app.secret")
   # HAProxy's address is the nodes' trusted proxy: the client's address is its X-Forwarded-For
-  KIVA_TRUSTED_PROXIES=$(ip_of lb) $make --no-print-directory deploy DEPLOY_FORCE=1 DEPLOY_TARGET="$target" \
+  KIVA_LOCAL_CACHE=0 KIVA_TRUSTED_PROXIES=$(ip_of lb) $make --no-print-directory deploy DEPLOY_FORCE=1 DEPLOY_TARGET="$target" \
     KIVA_DB="$(kiva_db kiva)" KIVA_OWNER_DB="$(kiva_db kiva_owner)" APP_SECRET="${APP_SECRET:-$(cat "$dir/app.secret")}" \
     "$@" >/dev/null
   local env=$target/kiva.env
+  # several hosts: no per-host cache of user rows (its generation would be this host's only)
+  sed -i '/^KIVA_LOCAL_CACHE=/d' "$env"
   # the app's Redis account, in kiva.env (0600, beside APP_SECRET)
   sed -i '/^KIVA_REDIS=/d' "$env"
   echo "KIVA_REDIS=redis://kiva:$(redis_password kiva)@$(ip_of redis):6379/0" >>"$env"

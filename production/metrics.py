@@ -98,10 +98,17 @@ def private_directory(path: str) -> None:
         os.chmod(path, 0o700)
 
 
-def group_directory() -> str:
-    """This process group's directory, created when missing; gone groups' removed."""
+def base_directory() -> str:
+    """This account's private folder of the processes' shared files (created, 0700): the
+    process groups' metrics, the local cache's generations (localcache.py)."""
     base = os.environ.get("KIVA_METRICS_DIR") or os.path.join(tempfile.gettempdir(), f"kiva-metrics-{os.getuid()}")
     private_directory(base)
+    return base
+
+
+def group_directory() -> str:
+    """This process group's directory, created when missing; gone groups' removed."""
+    base = base_directory()
     for name in os.listdir(base):
         match = GROUP.match(name)
         if match and not alive(int(match[1]), match[2]):

@@ -1,0 +1,165 @@
+"""One host's cache of the user rows (production/localcache.py): kept per process, exact
+across processes through the generation they share in memory.
+
+The cross-process test is the issue's (#24): a password changed through one process
+is refused by another on its very next request, 1,000 times; each time the other
+process had just accepted the token, so it holds the user's row in its memory.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from helpers import EXTERNAL, HERE, unique
+
+from production import localcache, metrics, usercache
+
+in_process_only = pytest.mark.skipif(EXTERNAL, reason="two processes of the app on one database: in-process only")
+
+ROW = {"uid": 7, "login": "susie", "isadmin": False, "pwchanged": 1.0}
+CHANGES = int(os.environ.get("KIVA_TEST_CHANGES", "1000"))  # the issue's count
+
+
+class Loads:
+    """A load function that counts its calls."""
+
+    def __init__(self, row):
+        self.row, self.count = row, 0
+
+    def __call__(self):
+        self.count += 1
+        return None if self.row is None else dict(self.row)
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return localcache.LocalCache(str(tmp_path / "generation"))
+
+
+def test_rows_kept_until_a_user_changes(cache, tmp_path):
+    with_hash = Loads({**ROW, "pword": "$2b$04$hash"})
+    assert cache.user_row("susie", with_hash)["pword"] == "$2b$04$hash"  # the load's own row
+    row = cache.user_row("susie", with_hash)
+    assert row == ROW and with_hash.count == 1  # kept, and without its password hash
+    load = Loads(ROW)
+    row["isadmin"] = True  # a caller's change stays the caller's
+    assert cache.user_row("susie", load) == ROW and load.count == 0
+    other = localcache.LocalCache(str(tmp_path / "generation"))  # another process of the host
+    other.bump()
+    assert cache.user_row("susie", load) == ROW and load.count == 1
+    assert cache.user_row("susie", load) == ROW and load.count == 1
+
+
+def test_unknown_logins_not_kept(cache):
+    load = Loads(None)
+    assert cache.user_row("nobody", load) is None
+    assert cache.user_row("nobody", load) is None and load.count == 2
+
+
+def test_rows_trusted_max_age_at_most(cache, monkeypatch):
+    load = Loads(ROW)
+    cache.user_row("susie", load)
+    now = time.monotonic()
+    monkeypatch.setattr(localcache.time, "monotonic", lambda: now + localcache.MAX_AGE - 0.5)
+    cache.user_row("susie", load)
+    assert load.count == 1
+    monkeypatch.setattr(localcache.time, "monotonic", lambda: now + localcache.MAX_AGE + 0.5)
+    cache.user_row("susie", load)
+    assert load.count == 2
+
+
+def test_generation_read_before_the_load(cache):
+    """A user changed while a row was being read: the row is kept under the generation
+    before the change, and read again by the next request."""
+    load = Loads(ROW)
+
+    def load_during_a_change():
+        cache.bump()  # another process commits a change and bumps meanwhile
+        return load()
+
+    cache.user_row("susie", load_during_a_change)
+    cache.user_row("susie", load)
+    assert load.count == 2
+
+
+def test_rows_bounded(cache, monkeypatch):
+    monkeypatch.setattr(localcache, "MAX_ROWS", 3)
+    for login in ["a", "b", "c", "d"]:
+        cache.user_row(login, Loads({**ROW, "login": login}))
+    assert list(cache.rows) == ["d"]
+
+
+def test_generation_file_private(cache, tmp_path):
+    path = tmp_path / "generation"
+    assert path.stat().st_mode & 0o777 == 0o600 and path.stat().st_size == localcache.GENERATION.size
+    before = cache.generation()
+    cache.bump()
+    assert cache.generation() != before
+    assert int.from_bytes(path.read_bytes(), sys.byteorder) == cache.generation()  # in the file, for all
+
+
+# the other process: the app with the local cache on, on the same database; for each token
+# read on its input, GET /whoami, and the status on its output
+OTHER_PROCESS = """
+import sys
+sys.path.insert(0, {here!r})
+from app import app
+from production import usercache
+assert usercache.local is not None, "the local cache is off"
+client = app.test_client()
+print("ready", flush=True)
+for line in sys.stdin:
+    res = client.get("/whoami", headers={{"Authorization": "Bearer " + line.strip()}})
+    print(res.status_code, flush=True)
+"""
+
+
+@in_process_only
+def test_password_change_seen_by_another_process(api, monkeypatch):
+    from app import app
+
+    path = localcache.generation_path(metrics.base_directory(), app.config["ANODB"]["conn"])
+    monkeypatch.setattr(usercache, "local", localcache.LocalCache(path))  # this process: the writer
+    from database import db
+
+    logins = [unique("fresh") for _ in range(CHANGES)]
+    with app.test_request_context("/register"):  # the users at once: one hash, one commit
+        pword = app.hash_password("a-password", check=False)
+        uids = [db.add_user(login=login, pword=pword, isadmin=False, now=time.time()) for login in logins]
+        db.commit()
+    time.sleep(1.05)  # tokens of a later second than the users' creation (to the second: auth.token_issued)
+    with app.test_request_context("/login"):
+        tokens = [app.create_token(login, realm=app.name) for login in logins]
+    other = subprocess.Popen(  # noqa: S603 (this interpreter, the test's own code)
+        [sys.executable, "-c", OTHER_PROCESS.format(here=HERE)],
+        env={**os.environ, "KIVA_LOCAL_CACHE": "1"},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert other.stdin and other.stdout
+    to_other, from_other = other.stdin, other.stdout
+
+    def status_there(token: str) -> int:
+        to_other.write(token + "\n")
+        to_other.flush()
+        return int(from_other.readline())
+
+    try:
+        assert other.stdout.readline().strip() == "ready"
+        outcomes = []
+        for uid, token in zip(uids, tokens, strict=True):
+            accepted = status_there(token)  # its row now in the other process's memory
+            api.patch(f"/users/{uid}", 204, login="calvin", data={"password": "another-password"})
+            outcomes.append((accepted, status_there(token)))
+    finally:
+        other.stdin.close()
+        other.wait(timeout=30)
+        with app.test_request_context("/users"):
+            for uid in uids:
+                db.del_user_uid(uid=uid, version=None)
+            db.commit()
+    assert outcomes.count((200, 401)) == CHANGES, json.dumps(sorted(set(outcomes)))
