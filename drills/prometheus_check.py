@@ -188,8 +188,14 @@ def main():
         rules = until("the alerting rules to be evaluated", evaluated)
         health = {r["name"]: (r["health"], r["state"]) for r in rules}
         print(f"prometheus check: rules {health}")
-        alerts = ("KivaHighErrorRate", "KivaSlowRequests", "KivaDatabaseDown")
-        if health != {name: ("ok", "inactive") for name in alerts}:
+        # the database is up and no request failed: those two inactive. Whether requests took
+        # over 0.5 s says how loaded the machine is (make check's stages run side by side):
+        # KivaSlowRequests may be pending, never firing (its `for: 10m` is longer than this drill)
+        allowed = {"KivaHighErrorRate": {"inactive"}, "KivaDatabaseDown": {"inactive"}}
+        allowed["KivaSlowRequests"] = {"inactive", "pending"}
+        if set(health) != set(allowed) or any(
+            h != "ok" or state not in allowed[name] for name, (h, state) in health.items()
+        ):
             failures.append(f"alerting rules: {health}")
     finally:
         errors = prometheus.stop()
