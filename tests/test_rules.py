@@ -176,6 +176,27 @@ def test_secrets_never_echoed_in_any_form(api):
     api.delete(f"/users/{uid}", 204, login="calvin")
 
 
+@in_process_only
+def test_request_secrets_all_found_longest_first():
+    """What redaction removes from a message: every secret the request carries, from the
+    body (a `user` object's password too), the basic password, the Authorization header's
+    credentials whole (a token with a space in it), from 4 characters on, and each in its
+    escaped form; the longest first, so that a secret inside another leaves nothing of it."""
+    from app import app
+
+    from production import errors
+
+    body = {"pword": "abcd", "current": "abcd-longer", "user": {"login": "x", "password": "zz-user-password"}}
+    headers = {"Authorization": "Bearer tok en"}
+    with app.test_request_context("/users", method="POST", json=body, headers=headers):
+        found = errors.request_secrets()
+    assert found == ["zz-user-password", "abcd-longer", "tok en", "abcd"]
+    with app.test_request_context("/users", method="POST", json=["not", "an", "object"], headers=headers):
+        assert errors.request_secrets() == ["tok en"]
+    with app.test_request_context("/users", method="POST", data={"PASS": "a\nb-c"}):  # its escaped form too
+        assert errors.request_secrets() == ["a\\nb-c", "a\nb-c"]
+
+
 #
 # the database out of reach: 503 with a JSON error, /health says so, back by itself
 #
