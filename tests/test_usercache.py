@@ -411,3 +411,38 @@ def test_flush_of_a_frozen_redis_ends(cache, server, monkeypatch, capsys):
         proc.send_signal(signal.SIGCONT)
     assert done == [False] and 1.9 < took < 3.5, (done, took)
     assert "TimeoutError" in capsys.readouterr().err
+
+
+def test_entry_format_stays_readable_across_versions():
+    """During a rolling upgrade old and new nodes share the entries: the key derivation
+    and the seal are a fixed format (a known answer, computed once by hand with hmac)."""
+    import hashlib
+    import hmac
+
+    c = usercache.Cache("redis://127.0.0.1:9/0", SECRET)  # no connection made
+    key = hmac.new(SECRET.encode(), b"kiva shared cache entries, v1", hashlib.sha256).digest()
+    assert c.key == key
+    payload = b'{"gens": ["g1"], "at": 1.5, "value": 3}'
+    mac = hmac.new(key, b"row:susie\n" + payload, hashlib.sha256).hexdigest().encode()
+    assert c.seal("row:susie", 3, [b"g1"], 1.5) == mac + b"." + payload
+
+
+def test_redis_unreachable_answered_at_once_by_the_database(tmp_path):
+    """No Redis behind the socket: the database answers at once, and the cache pauses."""
+    c = usercache.Cache(f"unix://{tmp_path}/nobody-listens.sock", SECRET)
+    load = Loads(ROW)
+    began = time.monotonic()
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(usercache, "cache", c)
+        assert usercache.user_row("susie", load) == ROW
+    assert time.monotonic() - began < 0.2 and load.count == 1
+    assert not c.usable()
+
+
+def test_user_permissions_depend_on_the_users_generation_only(cache):
+    """A permission on a user record changes with the users (generation:users, bumped by
+    every users write): no generation of its own is made for it, unlike an object's."""
+    usercache.permission("user", 3, "susie", Loads(True))
+    usercache.permission("owned", 5, "susie", Loads(True))
+    keys = sorted(k.decode() for k in cache.redis.keys("kiva:generation:*"))
+    assert keys == ["kiva:generation:owned:5", "kiva:generation:users"]
