@@ -183,7 +183,6 @@ def test_request_secrets_all_found_longest_first():
     credentials whole (a token with a space in it), from 4 characters on, and each in its
     escaped form; the longest first, so that a secret inside another leaves nothing of it."""
     from app import app
-
     from production import errors
 
     body = {"pword": "abcd", "current": "abcd-longer", "user": {"login": "x", "password": "zz-user-password"}}
