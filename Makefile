@@ -407,9 +407,12 @@ bench-profile: venv-dev
 # instructions per request (open GET /stuff/<sid>, token GET /things/<tid>, POST + DELETE
 # pair) under callgrind (bench/instructions.py): repeatable to about 0.3 %, whatever the
 # load of the machine; a few minutes. INSTR_WITHOUT=audit.audit_line,… takes hooks out.
+INSTR_LOCAL_CACHE ?= 1
 bench-instructions: venv-dev
 	PG_DB=kiva_profile scripts/pg.sh start
-	export APP_CONFIG=$(CURDIR)/server.conf KIVA_DB="$(call PG_URL,kiva_profile)" APP_SECRET=$(TEST_SECRET); \
+	@# KIVA_LOCAL_CACHE as make deploy sets it (INSTR_LOCAL_CACHE=0: the freshness query per request)
+	export APP_CONFIG=$(CURDIR)/server.conf KIVA_DB="$(call PG_URL,kiva_profile)" APP_SECRET=$(TEST_SECRET) \
+	  KIVA_LOCAL_CACHE=$(INSTR_LOCAL_CACHE); \
 	$(BIN)/flask --app app db-init && dir=$$(mktemp -d) && \
 	INSTR_OUT=$$dir/callgrind.out valgrind --tool=callgrind --instr-atstart=no \
 	  --callgrind-out-file=$$dir/callgrind.out $(BIN)/python bench/instructions.py 2>/dev/null; \
