@@ -43,9 +43,9 @@ export APACHE_PROCESSES APACHE_THREADS
 TEST_DEPLOY_DB ?= kiva_test_deploy
 
 
-.PHONY: help venv venv-dev db run start stop pg-start pg-stop check system-deps check-stages test-in-process-and-ext lint \
+.PHONY: help venv venv-dev db run start stop pg-start pg-stop check system-deps check-stages test-in-process drills drill-stages test-ext-and-recovery lint \
   test-sqlite test-pg test-ext test-apache test-outage fuzz deploy db-setup apache-start apache-stop bench flood \
-  bench-metrics bench-fairness bench-profile bench-instructions test-schema mutation backup restore migrate test-restore test-pitr test-drills \
+  bench-metrics bench-fairness bench-profile bench-instructions test-schema mutation backup restore migrate test-restore test-pitr test-recovery test-apache-drills \
   cluster-start cluster-stop cluster-status test-cluster bench-cluster ha-start ha-stop ha-status test-ha clean
 
 help:
@@ -88,20 +88,18 @@ pg-stop:
 	scripts/pg.sh stop
 
 # on a fresh Debian machine: the Debian packages first (installed as root, or the
-# command to run printed), then lint, then three independent stages side by side (each
-# on ports and databases of its own, outputs kept apart): Apache, the outage drill, and
-# SQLite → PostgreSQL → live server in a row (test-pg and test-ext share TEST_DB)
-CHECK_JOBS ?= 3
+# command to run printed), then lint, then two independent stages side by side (each on
+# ports and databases of its own, outputs kept apart): Apache, and SQLite → PostgreSQL →
+# schemathesis in a row. The drills (outages, recoveries, floods, slow clients, TLS, log
+# rotation…) and the suite once more against the development server are make drills',
+# which CI runs after it (.ci/run): make check stays a few minutes on 2 cores
+CHECK_JOBS ?= 2
 check: system-deps
 	@date +%s > /tmp/kiva-check-start-$(APACHE_PORT)
 	$(MAKE) --no-print-directory lint
 	@# the shared cluster and its databases, before the stages use them side by side
 	PG_DB=$(TEST_DB) scripts/pg.sh start && scripts/pg.sh start
 	$(MAKE) --no-print-directory -j$(CHECK_JOBS) --output-sync=recurse check-stages
-	@# first logins under hashing floods (issue 20), after the stages: their load beside it
-	@# would blur its bound; the production limits (none of the stages' test settings); its
-	@# figures to /tmp, the committed bench/fairness-last-run.md is a benchmark's
-	FAIRNESS_OUT=/tmp/kiva-fairness-$(FLOOD_APACHE_PORT).md $(MAKE) --no-print-directory bench-fairness
 	@# make deploy trusts a check of the committed state it deploys
 	@if [ -z "$$(git status --porcelain 2>/dev/null)" ]; then \
 	  mkdir -p .run && touch .run/checked-$$(git rev-parse HEAD); fi
@@ -110,19 +108,39 @@ check: system-deps
 system-deps:
 	scripts/system-deps.sh
 
-check-stages: test-apache test-outage test-in-process-and-ext test-drills
+check-stages: test-apache test-in-process
+
+# what CI runs after make check (.ci/run): the drills, and the suite against the development
+# server (test-ext: make check runs it through Apache, test-apache), side by side: the outage
+# drill, the Apache drills, and test-ext → restore → PITR in a row (niced: the other two
+# bound latencies); then, alone, the hashing-fairness drill (the stages' load would blur its
+# bound; the production limits, none of the stages' test settings; its figures to /tmp, the
+# committed bench/fairness-last-run.md is a benchmark's)
+DRILLS_JOBS ?= 3
+drills: system-deps
+	@date +%s > /tmp/kiva-drills-start-$(APACHE_PORT)
+	@# the shared cluster and its databases, before the stages use them side by side
+	PG_DB=$(TEST_DB) scripts/pg.sh start && scripts/pg.sh start
+	$(MAKE) --no-print-directory -j$(DRILLS_JOBS) --output-sync=recurse drill-stages
+	FAIRNESS_OUT=/tmp/kiva-fairness-$(FLOOD_APACHE_PORT).md $(MAKE) --no-print-directory bench-fairness
+	@echo "make drills: all passed in $$(( $$(date +%s) - $$(cat /tmp/kiva-drills-start-$(APACHE_PORT)) )) s"
+
+drill-stages: test-outage test-apache-drills test-ext-and-recovery
 
 # the restore and point-in-time recovery drills, in a row (clusters and servers of their own)
-test-drills:
-	nice -n 10 $(MAKE) --no-print-directory test-restore
-	nice -n 10 $(MAKE) --no-print-directory test-pitr
+test-recovery:
+	$(MAKE) --no-print-directory test-restore
+	$(MAKE) --no-print-directory test-pitr
+
+test-ext-and-recovery:
+	nice -n 10 $(MAKE) --no-print-directory test-ext
+	nice -n 10 $(MAKE) --no-print-directory test-recovery
 
 # niced: the Apache run's throttling tests count seconds while bcrypt (cost 12) takes
 # the CPU; the in-process stages yield it to them
-test-in-process-and-ext:
+test-in-process:
 	nice -n 10 $(MAKE) --no-print-directory test-sqlite
 	nice -n 10 $(MAKE) --no-print-directory test-pg
-	nice -n 10 $(MAKE) --no-print-directory test-ext
 	nice -n 10 $(MAKE) --no-print-directory test-schema
 
 # a short login-throttling window in test runs only, so that the tests can see it end
@@ -132,20 +150,20 @@ test-in-process-and-ext:
 test-sqlite test-pg test-ext test-outage test-restore test-pitr mutation: export KIVA_THROTTLE_SECONDS = 8
 # through Apache, bcrypt at cost 12 on a loaded machine, the other stages running beside
 # it (make check): a test's failed checks and what it checks after them need longer
-test-apache: export KIVA_THROTTLE_SECONDS = 20
-test-sqlite test-pg test-ext test-apache test-outage mutation: export KIVA_TRUSTED_PROXIES = 127.0.0.1
+test-apache test-apache-drills: export KIVA_THROTTLE_SECONDS = 20
+test-sqlite test-pg test-ext test-apache test-apache-drills test-outage mutation: export KIVA_TRUSTED_PROXIES = 127.0.0.1
 # the suite hashes many passwords as one user or from one address (the fuzzer…), and races
 # two registrations (two hashes at once): the per-client limit of password hashing out of
 # its way, a second hashing slot; tests/test_hashing.py checks both in-process
-test-sqlite test-pg test-ext test-apache test-outage test-schema mutation: export KIVA_HASH_LIMIT = 100000 per minute
-test-sqlite test-pg test-ext test-apache test-outage test-schema mutation: export KIVA_HASH_SLOTS = 2
+test-sqlite test-pg test-ext test-apache test-apache-drills test-outage test-schema mutation: export KIVA_HASH_LIMIT = 100000 per minute
+test-sqlite test-pg test-ext test-apache test-apache-drills test-outage test-schema mutation: export KIVA_HASH_SLOTS = 2
 # their databases start from the seed data: the suite must leave exactly that (conftest.py);
 # test-sqlite and test-pg start on the upgraded database (generated rows, drills/upgrade.py):
 # the suite must leave the counts it found there
 test-ext test-apache: export KIVA_SEED_CHECK = 1
 # the scrape token of GET /metrics in test runs (tests/test_metrics.py reads it too)
 TEST_METRICS_TOKEN ?= kiva-test-metrics-token-not-for-production
-test-sqlite test-pg test-ext test-apache test-outage test-cluster mutation: export KIVA_METRICS_TOKEN = $(TEST_METRICS_TOKEN)
+test-sqlite test-pg test-ext test-apache test-apache-drills test-outage test-cluster mutation: export KIVA_METRICS_TOKEN = $(TEST_METRICS_TOKEN)
 
 lint: venv-dev
 	$(BIN)/ruff check .
@@ -199,21 +217,32 @@ fuzz: venv-dev
 	$(MAKE) --no-print-directory test-schema SCHEMA_EXAMPLES=$(FUZZ_EXAMPLES)
 
 # the same tests through Apache httpd + mod_wsgi, deployed by make deploy to a new
-# temporary folder, on its own PostgreSQL database set up by deploy/db-setup.sql; then a
-# real Prometheus on PROMETHEUS_PORT scrapes it (drills/prometheus_check.py)
-PROMETHEUS_PORT ?= 9190
-# the buffering front (HAProxy, deploy/kiva-haproxy.cfg) of test-apache on the next ports:
-# plain HTTP for the suite, then HTTPS and its port-80 redirect for the TLS check
+# temporary folder, on its own PostgreSQL database set up by deploy/db-setup.sql, behind
+# its buffering front (HAProxy, deploy/kiva-haproxy.cfg) on FRONT_PORT; then the
+# deployment's security and make deploy's own checks (deploy/check.sh)
 FRONT_PORT ?= $(shell echo $$(($(APACHE_PORT) + 1)))
-FRONT_TLS_PORT ?= $(shell echo $$(($(APACHE_PORT) + 2)))
-FRONT_HTTP_PORT ?= $(shell echo $$(($(APACHE_PORT) + 3)))
 test-apache: venv-dev
 	$(MAKE) --no-print-directory db-setup DEPLOY_DB=$(TEST_DEPLOY_DB)
 	MAKE="$(MAKE) --no-print-directory" KIVA_DB="host=$(PG_DIR) port=$(PG_PORT) dbname=$(TEST_DEPLOY_DB) user=$(DB_ROLE)" \
 	  KIVA_OWNER_DB="host=$(PG_DIR) port=$(PG_PORT) dbname=$(TEST_DEPLOY_DB) user=$(DB_OWNER)" \
-	  APP_SECRET=$(TEST_SECRET) APACHE_PORT=$(APACHE_PORT) PROMETHEUS_PORT=$(PROMETHEUS_PORT) \
-	  FRONT_PORT=$(FRONT_PORT) FRONT_TLS_PORT=$(FRONT_TLS_PORT) FRONT_HTTP_PORT=$(FRONT_HTTP_PORT) \
-	  PYTEST=$(BIN)/pytest PYTHON=$(BIN)/python deploy/check.sh
+	  APP_SECRET=$(TEST_SECRET) APACHE_PORT=$(APACHE_PORT) \
+	  FRONT_PORT=$(FRONT_PORT) PYTEST=$(BIN)/pytest PYTHON=$(BIN)/python deploy/check.sh suite
+
+# the drills on the same kind of deployment (make drills; deploy/check.sh drills), its own
+# database, Apache on DRILLS_APACHE_PORT, its front on the next port (plain HTTP), the two
+# after for the TLS check (HTTPS, and port 80's redirect): slow clients through
+# the front, TLS on the front for real, a real Prometheus on PROMETHEUS_PORT scraping a
+# restarted Apache (drills/prometheus_check.py), the logs rotated under load, schemathesis
+PROMETHEUS_PORT ?= 9190
+DRILLS_APACHE_PORT ?= $(shell echo $$(($(APACHE_PORT) + 5)))
+TEST_DRILLS_DB ?= kiva_test_drills
+test-apache-drills: venv-dev
+	$(MAKE) --no-print-directory db-setup DEPLOY_DB=$(TEST_DRILLS_DB)
+	MAKE="$(MAKE) --no-print-directory" KIVA_DB="host=$(PG_DIR) port=$(PG_PORT) dbname=$(TEST_DRILLS_DB) user=$(DB_ROLE)" \
+	  KIVA_OWNER_DB="host=$(PG_DIR) port=$(PG_PORT) dbname=$(TEST_DRILLS_DB) user=$(DB_OWNER)" \
+	  APP_SECRET=$(TEST_SECRET) APACHE_PORT=$(DRILLS_APACHE_PORT) PROMETHEUS_PORT=$(PROMETHEUS_PORT) \
+	  FRONT_PORT=$$(($(DRILLS_APACHE_PORT) + 1)) FRONT_TLS_PORT=$$(($(DRILLS_APACHE_PORT) + 2)) \
+	  FRONT_HTTP_PORT=$$(($(DRILLS_APACHE_PORT) + 3)) PYTEST=$(BIN)/pytest PYTHON=$(BIN)/python deploy/check.sh drills
 
 # the database outage drill: the app deployed under Apache (2 processes) on a private
 # PostgreSQL cluster (port OUTAGE_PG_PORT, never PG_PORT's), which drills/outage.py

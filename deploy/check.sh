@@ -1,23 +1,31 @@
 #!/bin/bash
-# make check's end-to-end run through Apache httpd + mod_wsgi (make test-apache):
+# make check's end-to-end run through Apache httpd + mod_wsgi (make test-apache), and
+# the drills on the same kind of deployment (make test-apache-drills, in make drills):
 #
-# 1. make deploy DB_INIT=demo to a new folder under /tmp (reachable by www-data),
-# 2. make apache-start: a private Apache on 127.0.0.1:$APACHE_PORT serving it, behind
-#    its buffering front, HAProxy on $FRONT_PORT (deploy/kiva-haproxy.cfg),
-# 3. the whole external test suite at http://127.0.0.1:$FRONT_PORT/api, then the
-#    slow-clients drill (drills/slow_clients.py),
-# 4. what the security review asked: the demo users' warning in the log, no query
+#   deploy/check.sh [suite|drills]
+#
+# both: make deploy DB_INIT=demo to a new folder under /tmp (reachable by www-data), then
+# make apache-start: a private Apache on 127.0.0.1:$APACHE_PORT serving it, behind its
+# buffering front, HAProxy on $FRONT_PORT (deploy/kiva-haproxy.cfg); make apache-stop,
+# whatever happened; the folder is removed when all passed.
+#
+# suite (make test-apache, in make check):
+# 1. the whole external test suite at http://127.0.0.1:$FRONT_PORT/api,
+# 2. what the security review asked: the demo users' warning in the log, no query
 #    string in the access log, the runtime role unable to DROP, ALTER or TRUNCATE,
-#    TLS on the front for real (drills/tls_check.py: its own CA, openssl s_client), the
+#    the runtime account unable to read the owner's credentials,
+# 3. a second make deploy keeps the data; a deploy whose migration fails changes
+#    neither the database nor the running code; make deploy DB_INIT=1 resets it
+#    without any user (no known password), DB_INIT=demo with the demo users.
+#
+# drills (make test-apache-drills, in make drills: CI runs it after make check):
+# 1. the slow-clients drill (drills/slow_clients.py) through the front,
+# 2. TLS on the front for real (drills/tls_check.py: its own CA, openssl s_client), the
 #    Apache TLS template accepted by Apache,
-# 5. Apache restarted (its metrics start from 0), and a real Prometheus scraping it
+# 3. Apache restarted (its metrics start from 0), and a real Prometheus scraping it
 #    (drills/prometheus_check.py, on PROMETHEUS_PORT): its counts must be exact; then its
 #    logs rotated under load, every line kept (drills/log_rotation.py),
-# 6. schemathesis (scripts/schemathesis.sh) from /api/openapi.json,
-# 7. a second make deploy keeps the data; a deploy whose migration fails changes
-#    neither the database nor the running code; make deploy DB_INIT=1 resets it
-#    without any user (no known password), DB_INIT=demo with the demo users,
-# 8. make apache-stop, whatever happened; the folder is removed when all passed.
+# 4. schemathesis (scripts/schemathesis.sh) from /api/openapi.json.
 #
 # Environment: MAKE, KIVA_DB (the database to deploy to, runtime role), KIVA_OWNER_DB
 # (the same, schema owner role), APP_SECRET (the tests forge tokens with it),
@@ -26,6 +34,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+part=${1:-suite}
+case "$part" in suite|drills) ;; *) echo "usage: $0 [suite|drills]" >&2; exit 2 ;; esac
+name=test-apache; [ "$part" = suite ] || name=test-apache-drills  # its messages' prefix
 make=${MAKE:-make}
 port=${APACHE_PORT:-8085}
 # the clients' way in: the buffering front (HAProxy) of production, in front of Apache
@@ -41,7 +52,7 @@ deploy() {
   $make deploy DEPLOY_FORCE=1 DEPLOY_TARGET="$dir" KIVA_DB="$KIVA_DB" KIVA_OWNER_DB="$KIVA_OWNER_DB" \
     APP_SECRET="$APP_SECRET" "$@"
 }
-fail() { echo "test-apache: $*" >&2; exit 1; }
+fail() { echo "$name: $*" >&2; exit 1; }
 stop() { $make apache-stop DEPLOY_TARGET="$dir" >/dev/null || true; }
 trap stop EXIT
 http() {  # METHOD PATH [form data…]: prints "status body"
@@ -66,17 +77,15 @@ deploy DB_INIT=demo
 # what an operator does on the server to let Prometheus scrape: the token in kiva.env
 echo "KIVA_METRICS_TOKEN=${KIVA_METRICS_TOKEN:?the scrape token of the tests}" >>"$dir/kiva.env"
 $make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
-echo "test-apache: the external test suite through Apache at $api"
+if [ "$part" = suite ]; then  # ---- make test-apache (make check)
+echo "$name: the external test suite through Apache at $api"
 # the audit tests read the app's log lines: the virtual host's error log, whose
 # "[pid N:…]" prefixes show test_freshness.py which of the processes answered
 # (KIVA_DEPLOYED: the production configuration, server.conf, whose bcrypt cost is checked)
 KIVA_AUDIT_LOG=$dir/apache/kiva-error.log KIVA_SERVER_PROCESSES=${APACHE_PROCESSES:-2} KIVA_DEPLOYED=1 FLASK_TESTER_APP=$api \
   ${PYTEST:-venv/bin/pytest}
 
-echo "test-apache: slow clients through the front"
-${PYTHON:-venv/bin/python} drills/slow_clients.py "$api" || fail "slow clients hold the app"
-
-echo "test-apache: security of the deployment"
+echo "$name: security of the deployment"
 log=$dir/apache/kiva-error.log
 grep -q "demo user calvin has its public password" "$log" || fail "no warning about the demo users in $log"
 http GET "$api/stuff?filter=query-string-probe" | grep -q '^200 '
@@ -97,10 +106,46 @@ if [ "$(id -u)" = 0 ]; then
   ! as_app test -w "$dir/app.py" || fail "the runtime account may change the app's code"
   [ "$(stat -c %a "$dir/kiva-owner.env")" = 600 ] || fail "kiva-owner.env is not 0600"
 else
-  echo "test-apache: not root: the daemon runs as this account, the owner's credentials not checked"
+  echo "$name: not root: the daemon runs as this account, the owner's credentials not checked"
 fi
 
-echo "test-apache: TLS for real: the front with a certificate of a CA of its own"
+echo "$name: a second deploy keeps the data, DB_INIT=1 resets it"
+marker=deploy-check-$$-$RANDOM
+http POST "$api/stuff" "stuff=$marker" | grep -q '^201 '
+deploy >/dev/null
+http GET "$api/stuff?filter=$marker" | grep -q "\"$marker\"" || fail "data lost by a plain deploy"
+
+echo "$name: a deploy whose migration fails: refused, database and running code unchanged"
+schema=$(http GET "$api/version" | sed 's/.*"schema": *\([0-9]*\).*/\1/')
+[ "$schema" = "$(${PYTHON:-venv/bin/python} -m production.migrate expected)" ] || fail "schema $schema deployed"
+broken=$(mktemp -d /tmp/kiva-broken-release.XXXXXX)
+git ls-files -z | xargs -0 cp --parents -t "$broken"
+next=$(printf %04d $((schema + 1)))
+last=$(cd migrations && ls [0-9]*.sql | sort | tail -1)
+printf -- '-- depends: %s\nALTER TABLE Stuff ADD COLUMN broken INTEGER;\nSELECT no_such_column FROM Stuff;\n' \
+  "${last%.sql}" >"$broken/migrations/$next.broken.sql"
+echo "# broken release" >>"$broken/queries.sql"
+if (cd "$broken" && deploy >"$broken.log" 2>&1); then fail "a failing migration was deployed"; fi
+grep -q "a migration failed" "$broken.log" || { cat "$broken.log" >&2; exit 1; }
+grep -q "broken release" "$dir/queries.sql" && fail "the code of a refused release was copied"
+http GET "$api/version" | grep -q "\"schema\": *$schema[,}]" || fail "schema changed by a failed migration"
+http GET "$api/stuff?filter=$marker" | grep -q "\"$marker\"" || fail "data lost by a failed migration"
+rm -rf "$broken" "$broken.log"
+deploy >/dev/null  # the good release again: its migration files back
+
+deploy DB_INIT=1 >/dev/null
+http GET "$api/stuff?filter=$marker" | grep -q '^200 \[\]' || fail "data kept by DB_INIT=1"
+http GET "$api/version" | grep -q '^200 '
+http POST "$api/login" USER=calvin PASS=hobbes | grep -q '^401 ' || fail "a demo user after DB_INIT=1"
+[ "$(psql -X -tA "$KIVA_DB" -c 'SELECT COUNT(*) FROM Utilisateur')" = 0 ] || fail "users after DB_INIT=1"
+deploy DB_INIT=demo >/dev/null
+http POST "$api/login" USER=calvin PASS=hobbes | grep -q '^200 ' || fail "no demo user after DB_INIT=demo"
+
+else  # ---- drills: make test-apache-drills (make drills)
+echo "$name: slow clients through the front"
+${PYTHON:-venv/bin/python} drills/slow_clients.py "$api" || fail "slow clients hold the app"
+
+echo "$name: TLS for real: the front with a certificate of a CA of its own"
 tls=$dir/tls
 mkdir -p "$tls"
 (umask 077
@@ -152,57 +197,26 @@ ${APACHE_BIN:-/usr/sbin/apache2} -t -f "$tls/httpd.conf" 2>&1 | grep -q "Syntax 
 grep -q "SSLProtocol -all +TLSv1.2 +TLSv1.3" deploy/kiva-httpd.conf || fail "TLS below 1.2 allowed"
 ! grep "SSLCipherSuite" deploy/kiva-httpd.conf | grep -q "HIGH" || fail "Apache's template allows non-forward-secret suites"
 
-echo "test-apache: Apache restarted, a real Prometheus scraping it"
+echo "$name: Apache restarted, a real Prometheus scraping it"
 stop
 $make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
 ${PYTHON:-venv/bin/python} drills/prometheus_check.py "$api" "$dir/apache/kiva-error.log" "${PROMETHEUS_PORT:-9190}"
 
-echo "test-apache: the logs rotated under load (rotatelogs at 64 KB), no line lost"
+echo "$name: the logs rotated under load (rotatelogs at 64 KB), no line lost"
 stop
 APACHE_LOG_SIZE=64K APACHE_LOG_FILES=40 $make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
 ${PYTHON:-venv/bin/python} drills/log_rotation.py "$api" "$dir/apache" 3000 65536 40 || fail "log rotation"
 stop
 $make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
 
-echo "test-apache: schemathesis through Apache, against /api/openapi.json"
+echo "$name: schemathesis through Apache, against /api/openapi.json"
 # all checks but ignored_auth: its probes of invalid credentials earn this production-like
 # deployment's 429s (its throttle is tested as it is); make test-schema's own server, which
 # throttles far beyond what a run sends, runs that check
 SCHEMA_EXCLUDE=ignored_auth SCHEMA_URL=$api SCHEMA_REPORT=$dir/schemathesis BIN=$(dirname "${PYTEST:-venv/bin/pytest}") scripts/schemathesis.sh
-
-echo "test-apache: a second deploy keeps the data, DB_INIT=1 resets it"
-marker=deploy-check-$$-$RANDOM
-http POST "$api/stuff" "stuff=$marker" | grep -q '^201 '
-deploy >/dev/null
-http GET "$api/stuff?filter=$marker" | grep -q "\"$marker\"" || fail "data lost by a plain deploy"
-
-echo "test-apache: a deploy whose migration fails: refused, database and running code unchanged"
-schema=$(http GET "$api/version" | sed 's/.*"schema": *\([0-9]*\).*/\1/')
-[ "$schema" = "$(${PYTHON:-venv/bin/python} -m production.migrate expected)" ] || fail "schema $schema deployed"
-broken=$(mktemp -d /tmp/kiva-broken-release.XXXXXX)
-git ls-files -z | xargs -0 cp --parents -t "$broken"
-next=$(printf %04d $((schema + 1)))
-last=$(cd migrations && ls [0-9]*.sql | sort | tail -1)
-printf -- '-- depends: %s\nALTER TABLE Stuff ADD COLUMN broken INTEGER;\nSELECT no_such_column FROM Stuff;\n' \
-  "${last%.sql}" >"$broken/migrations/$next.broken.sql"
-echo "# broken release" >>"$broken/queries.sql"
-if (cd "$broken" && deploy >"$broken.log" 2>&1); then fail "a failing migration was deployed"; fi
-grep -q "a migration failed" "$broken.log" || { cat "$broken.log" >&2; exit 1; }
-grep -q "broken release" "$dir/queries.sql" && fail "the code of a refused release was copied"
-http GET "$api/version" | grep -q "\"schema\": *$schema[,}]" || fail "schema changed by a failed migration"
-http GET "$api/stuff?filter=$marker" | grep -q "\"$marker\"" || fail "data lost by a failed migration"
-rm -rf "$broken" "$broken.log"
-deploy >/dev/null  # the good release again: its migration files back
-
-deploy DB_INIT=1 >/dev/null
-http GET "$api/stuff?filter=$marker" | grep -q '^200 \[\]' || fail "data kept by DB_INIT=1"
-http GET "$api/version" | grep -q '^200 '
-http POST "$api/login" USER=calvin PASS=hobbes | grep -q '^401 ' || fail "a demo user after DB_INIT=1"
-[ "$(psql -X -tA "$KIVA_DB" -c 'SELECT COUNT(*) FROM Utilisateur')" = 0 ] || fail "users after DB_INIT=1"
-deploy DB_INIT=demo >/dev/null
-http POST "$api/login" USER=calvin PASS=hobbes | grep -q '^200 ' || fail "no demo user after DB_INIT=demo"
+fi
 
 stop
 trap - EXIT
 rm -rf "$dir"
-echo "test-apache: passed"
+echo "$name: passed"
