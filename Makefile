@@ -51,6 +51,7 @@ TEST_DEPLOY_DB ?= kiva_test_deploy
 help:
 	@echo "make run    # set up (venv, SQLite database) and serve on http://127.0.0.1:$(APP_PORT)"
 	@echo "make check  # lint, then the test suite on SQLite, PostgreSQL and a live server"
+	@echo "make drills # outage, restore, PITR, slow clients, TLS, log rotation, fairness… (CI, after make check)"
 	@echo "make deploy # copy to DEPLOY_TARGET=$(DEPLOY_TARGET), venv, migrations; DB_INIT=1|demo resets the database"
 	@echo "other targets: venv db start stop pg-start pg-stop db-setup apache-start apache-stop clean (see README.md and docs/)"
 
@@ -88,15 +89,16 @@ pg-stop:
 	scripts/pg.sh stop
 
 # on a fresh Debian machine: the Debian packages first (installed as root, or the
-# command to run printed), then lint, then two independent stages side by side (each on
-# ports and databases of its own, outputs kept apart): Apache, and SQLite → PostgreSQL →
-# schemathesis in a row. The drills (outages, recoveries, floods, slow clients, TLS, log
-# rotation…) and the suite once more against the development server are make drills',
-# which CI runs after it (.ci/run): make check stays a few minutes on 2 cores
+# command to run printed), then the venv, then lint and two independent stages side by side
+# (each on ports and databases of its own, outputs kept apart): Apache, and SQLite →
+# PostgreSQL → schemathesis in a row (lint is short: the second stage starts when it ends,
+# and any failure fails make check). The drills (outages, recoveries, floods, slow clients,
+# TLS, log rotation…) and the suite once more against the development server are make
+# drills', which CI runs after it (.ci/run): make check stays about 3 minutes on 2 cores
 CHECK_JOBS ?= 2
 check: system-deps
 	@date +%s > /tmp/kiva-check-start-$(APACHE_PORT)
-	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory venv-dev
 	@# the shared cluster and its databases, before the stages use them side by side
 	PG_DB=$(TEST_DB) scripts/pg.sh start && scripts/pg.sh start
 	$(MAKE) --no-print-directory -j$(CHECK_JOBS) --output-sync=recurse check-stages
@@ -108,7 +110,8 @@ check: system-deps
 system-deps:
 	scripts/system-deps.sh
 
-check-stages: test-apache test-in-process
+# in this order: with CHECK_JOBS=2, lint and Apache first
+check-stages: lint test-apache test-in-process
 
 # what CI runs after make check (.ci/run): the drills, and the suite against the development
 # server (test-ext: make check runs it through Apache, test-apache), side by side: the outage

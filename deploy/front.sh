@@ -1,7 +1,7 @@
 #!/bin/bash
 # HAProxy in front of a private Apache (deploy/kiva-haproxy.cfg): the single server's
 # buffering front, started and stopped by deploy/apache.sh when FRONT_PORT is given,
-# and by make test-apache's TLS check.
+# and by make test-apache-drills' TLS check.
 #
 #   FRONT_DIR=<folder> KIVA_BACKEND=127.0.0.1:8085 KIVA_FRONT_BIND=127.0.0.1:8086 deploy/front.sh start
 #   FRONT_DIR=<folder> KIVA_BACKEND=… KIVA_TLS_BIND=… KIVA_TLS_PEM=… KIVA_HTTP_BIND=… deploy/front.sh start

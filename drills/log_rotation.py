@@ -1,4 +1,4 @@
-"""Logs that cannot fill the disk, and lose no line (issue #20): make test-apache runs
+"""Logs that cannot fill the disk, and lose no line (issue #20): make test-apache-drills runs
 
     python drills/log_rotation.py API LOG_DIR REQUESTS SIZE_BYTES FILES
 

@@ -2,7 +2,7 @@
 # ruff: noqa: S108, S310, S603
 """A real Prometheus scrapes Kiva under Apache (2 processes): its counts are exact.
 
-Run by deploy/check.sh (make test-apache) right after Apache was started afresh, so
+Run by deploy/check.sh drills (make test-apache-drills) right after Apache was started afresh, so
 that every counter starts from 0 (a new metrics directory per Apache start):
 
 1. Prometheus (/usr/bin/prometheus, Debian's package) with a configuration of its own

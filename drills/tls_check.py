@@ -1,4 +1,4 @@
-"""TLS of the front, tried for real (issue #20 point 10), by make test-apache:
+"""TLS of the front, tried for real (issue #20 point 10), by make test-apache-drills:
 
     python drills/tls_check.py TLS_PORT HTTP_PORT CA_FILE
 
