@@ -28,12 +28,15 @@ def version():
 
 
 fsa_app = fsa.Flask("kiva", static_folder=None)  # the realm of Kiva's tokens: its name
+# Kiva's tokens carry their lifetime as their issuer (app.conf): a floor without it refuses them (401)
+minutes = float(env.get("KIVA_TOKEN_MINUTES", os.environ.get("KIVA_TOKEN_MINUTES", "60")))
 fsa_app.config.update(
     FSA_MODE="prod",
     FSA_AUTH=["token"],
     FSA_TOKEN_CARRIER="bearer",
     FSA_TOKEN_SECRET=env["APP_SECRET"],
-    FSA_TOKEN_DELAY=60.0,
+    FSA_TOKEN_DELAY=minutes,
+    FSA_TOKEN_ISSUER=f"{minutes:g}m",
     FSA_ERROR_RESPONSE="json:error",
     FSA_DEFAULT_CONTENT_TYPE="application/json",
     FSA_JSON_STREAMING=False,
