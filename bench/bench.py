@@ -19,6 +19,14 @@ In one run, with bounded durations:
 5. a variant with in-process caches (bench/server-cache.conf, bench/cache.wsgi): what
    Kiva's freshness design costs;
 6. the table, the ratios and one line per target; bench/last-run.md keeps them.
+
+An outside server, given by URL, can be measured in the same interleaved rounds:
+BENCH_COMPARE_URL (a GET answering 2xx, e.g. another framework's token GET of one item)
+and BENCH_COMPARE_AUTH (its Authorization header value, never printed): each round then
+also runs wrk on it with the token GET's connections and duration, and the run prints
+`ratio token_vs_compare` (Kiva's token GET /things/<tid> req/s over the outside server's,
+per round, medianed). Unset, nothing changes. Its CPU is not measured (its processes are
+not ours); a non-2xx answer stops the benchmark, as a floor's does.
 """
 
 import base64
@@ -30,6 +38,8 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 
 from procs import ROOT, cpu_ticks, descendants, found, pidfile, run
@@ -71,6 +81,8 @@ SMALL_DIR = env("BENCH_SMALL_DIR", f"/tmp/kiva-bench-small-{SMALL_PORT}")
 SERVER_DIRS = (APP_DIR, FLOOR_DIR, CACHE_DIR, FRAMEWORK_DIR, SMALL_DIR)
 OUT = env("BENCH_OUT", os.path.join(BENCH, "last-run.md"))
 CACHE_VARIANT = env("BENCH_CACHE_VARIANT", "1") == "1"
+COMPARE_URL = env("BENCH_COMPARE_URL", "")
+COMPARE_AUTH = env("BENCH_COMPARE_AUTH", "")
 KIVA_DB = f"host={PG_DIR} port={PG_PORT} dbname={DB} user={ROLE}"
 KIVA_OWNER_DB = f"host={PG_DIR} port={PG_PORT} dbname={DB} user={OWNER}"
 SECRET = base64.b32encode(os.urandom(20)).decode()
@@ -270,11 +282,16 @@ def wrk(
     connections: int = CONNECTIONS,
     prefix: str = "/api",
     floor: bool = False,
+    url: str = "",
 ) -> dict:
     """One wrk run (after a short warm-up), with the app's and the database's CPU per
     request (utime + stime from /proc), the statuses of Apache's access log, the RSS.
-    A floor that answers anything but 2xx stops the benchmark: its ratios would be void."""
+    A floor that answers anything but 2xx stops the benchmark: its ratios would be void.
+    An outside server (target "", url its scheme://host:port): req/s, latency and wrk's
+    counts only; a non-2xx answer stops the benchmark too."""
     e = dict(os.environ, BENCH_MODE=mode, BENCH_N=str(n), BENCH_AUTH=auth, BENCH_PREFIX=prefix, BENCH_PATH=path)
+    if target == "":
+        return wrk_outside(name, url, e, duration, connections)
     url = f"http://127.0.0.1:{port}"
     threads = min(WRK_THREADS, connections)
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", "-s", os.path.join(BENCH, "wrk.lua"), "--latency", url]
@@ -326,6 +343,50 @@ def wrk(
         f"app {res['app_ms']:.2f} ms/req db {res['db_ms']:.2f} ms/req statuses {statuses} load {load0:.1f}"
     )
     return res
+
+
+def wrk_outside(name: str, url: str, e: dict, duration: int, connections: int) -> dict:
+    """wrk on a server that is not ours: what wrk sees, no CPU (None), no access log."""
+    cmd = ["wrk", f"-t{min(WRK_THREADS, connections)}", f"-c{connections}", "-s", os.path.join(BENCH, "wrk.lua")]
+    if WARMUP:
+        subprocess.run([*cmd, f"-d{WARMUP}s", url], env=e, capture_output=True)
+    load0 = os.getloadavg()[0]
+    out = subprocess.run([*cmd, f"-d{duration}s", "--timeout", "5s", url], env=e, capture_output=True, text=True).stdout
+    m = re.search(r"BENCH_JSON (\{.*\})", out)
+    if not m:
+        raise SystemExit(f"bench: no result from wrk for {name}:\n{out}")
+    r = json.loads(m.group(1))
+    if r["status"]:  # wrk's count of answers outside 2xx-3xx: a refused token, a wrong URL
+        raise SystemExit(f"bench: {name} answered {r['status']} non-2xx statuses: its ratio would be void")
+    res = {
+        "name": name,
+        "rps": r["requests"] / (r["duration_us"] / 1e6),
+        "p50": r["p50_us"] / 1000,
+        "p99": r["p99_us"] / 1000,
+        "errors": r["connect"] + r["read"] + r["write"] + r["timeout"],
+        "5xx": 0,
+        "statuses": {},
+        "app_ms": None,
+        "db_ms": None,
+        "rss": 0.0,
+        "load": load0,
+    }
+    log(f"{name}: {res['rps']:.0f} req/s p50 {res['p50']:.1f} ms p99 {res['p99']:.1f} ms errors {res['errors']}")
+    return res
+
+
+def compare_check() -> tuple[str, str]:
+    """The outside server's scheme://host:port and path, after one GET that must be a 2xx:
+    a wrong URL or a refused token stops the run before its minutes of setup."""
+    parts = urllib.parse.urlsplit(COMPARE_URL)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SystemExit("bench: BENCH_COMPARE_URL must be an http(s)://host:port/path URL")
+    try:
+        get(COMPARE_URL, COMPARE_AUTH or None)
+    except (urllib.error.URLError, OSError) as err:  # HTTPError included; its text has no header value
+        raise SystemExit(f"bench: GET BENCH_COMPARE_URL failed: {err}") from None
+    path = parts.path or "/"
+    return f"{parts.scheme}://{parts.netloc}", path + (f"?{parts.query}" if parts.query else "")
 
 
 def pgbench() -> float:
@@ -412,6 +473,7 @@ RATIOS = {
     "writes_vs_floor_writes": ("writes", "floor_writes"),
     "token_vs_cache": ("token", "cache"),
     "open_vs_floor": ("open", "floor"),
+    "token_vs_compare": ("token", "compare"),  # an outside server's GET (BENCH_COMPARE_URL)
 }
 
 
@@ -439,6 +501,7 @@ def spread(values: list[float]) -> str:
 
 
 def main():
+    compare = compare_check() if COMPARE_URL else None
     bench_hash = setup()
     servers = {
         "app": (APP_DIR, APP_PORT),
@@ -460,6 +523,10 @@ def main():
     if CACHE_VARIANT:
         creds["ctoken"] = "Bearer " + json.loads(get(f"http://127.0.0.1:{CACHE_PORT}/api/login", basic))
     scenarios = [s for s in SCENARIOS if s[2] in servers]
+    if compare:
+        # the outside server's one GET, as the token GET's wrk: plain mode, its own path
+        creds["compare"] = COMPARE_AUTH
+        scenarios.append(("compare", f"outside server: GET {compare[1]}", "compare", "plain", "compare", ""))
     # each process checks the bench password with bcrypt (cost 12) once, then memoises it:
     # a few requests one at a time do that before the measurements, as on a warm server
     # (16 connections at once on cold processes would meet auth.py's 2-slot bound: 503s)
@@ -489,6 +556,10 @@ def main():
         log(f"round {r + 1}/{ROUNDS}")
         this_round: dict[str, dict] = {}
         for key, label, server, mode, cred, prefix in scenarios[r % len(scenarios) :] + scenarios[: r % len(scenarios)]:
+            if server == "compare" and compare:
+                base, path = compare
+                this_round[key] = wrk(label, "", 0, mode, n, auth=creds[cred], path=path, prefix="", url=base)
+                continue
             target, port = servers[server]
             this_round[key] = wrk(
                 f"{label} N={n}", target, port, mode, n, auth=creds[cred], prefix=prefix, floor=server in FLOORS
@@ -499,10 +570,18 @@ def main():
     for target, port in servers.values():
         apache("stop", target, port)
     tps = pgbench() if PGBENCH else None
-    report(scenarios, rounds, lists, tps, app_rss, floor_rss, load_s)
+    report(scenarios, rounds, lists, tps, app_rss, floor_rss, load_s, compare)
 
 
-def report(scenarios, rounds, lists, tps, app_rss, floor_rss, load_s):
+def ms(values: list[float | None], with_range: bool = False) -> str:
+    """A CPU column: the median (and min–max), or – for a server whose CPU is not ours to read."""
+    if any(v is None for v in values):
+        return "–"
+    vs = [float(v) for v in values if v is not None]
+    return f"{median(vs):.2f} ({min(vs):.2f}–{max(vs):.2f})" if with_range else f"{median(vs):.2f}"
+
+
+def report(scenarios, rounds, lists, tps, app_rss, floor_rss, load_s, compare=None):
     n = NS[-1]
     loads = [r["load"] for rd in rounds for r in rd.values()]
     say(f"# Kiva benchmark, {time.strftime('%Y-%m-%d %H:%M %Z')}")
@@ -518,6 +597,9 @@ def report(scenarios, rounds, lists, tps, app_rss, floor_rss, load_s):
         f"- RSS of the mod_wsgi daemon processes: app {', '.join(f'{r:.0f}' for r in app_rss)} MB, "
         f"floor {', '.join(f'{r:.0f}' for r in floor_rss)} MB"
     )
+    if compare:
+        # the URL's host and path only: never its query's or the header's secrets
+        say(f"- outside server compared (BENCH_COMPARE_URL): GET {compare[0]}{urllib.parse.urlsplit(COMPARE_URL).path}")
     say()
     say(f"{ROUNDS} interleaved rounds at N={n}, {CONNECTIONS} connections, {DURATION}s each: median (min–max)")
     say()
@@ -525,11 +607,11 @@ def report(scenarios, rounds, lists, tps, app_rss, floor_rss, load_s):
     say("|---|---:|---:|---:|---:|---:|---:|")
     for key, label, *_ in scenarios:
         rs = [rd[key] for rd in rounds]
-        rps, app_ms = [r["rps"] for r in rs], [r["app_ms"] for r in rs]
+        rps = [r["rps"] for r in rs]
         say(
             f"| {label} | {median(rps):.0f} ({min(rps):.0f}–{max(rps):.0f}) | {median([r['p50'] for r in rs]):.1f} "
             f"| {median([r['p99'] for r in rs]):.1f} | {sum(r['errors'] for r in rs)} "
-            f"| {median(app_ms):.2f} ({min(app_ms):.2f}–{max(app_ms):.2f}) | {median([r['db_ms'] for r in rs]):.2f} |"
+            f"| {ms([r['app_ms'] for r in rs], with_range=True)} | {ms([r['db_ms'] for r in rs])} |"
         )
     if tps:
         say(f"| pgbench -S, 4 connections | {tps:.0f} tps | | | | | |")
@@ -577,7 +659,8 @@ def report(scenarios, rounds, lists, tps, app_rss, floor_rss, load_s):
         say(f"ratio list_p99_growth_{kind}: {growths[kind]:.2f} ({spread(per_round)})")
     growth = max(growths.values())
     say()
-    errors = sum(r["errors"] for rd in rounds + lists for r in rd.values())
+    # Kiva's errors: the outside server's socket errors are its own (shown in its row)
+    errors = sum(r["errors"] for rd in rounds + lists for k, r in rd.items() if k != "compare")
     targets = [
         # issue #24: CPU per request in floors (what Kiva's code costs), then req/s ratios
         ("open_cpu_floors", cpu.get("open_cpu_floors"), "<=", 2.6),
