@@ -121,8 +121,10 @@ def apache(action: str, target: str, port: int, processes=PROCESSES, threads=THR
 
 def setup():
     log(f"PostgreSQL on port {PG_PORT} ({PG_DIR})")
-    e = dict(os.environ, PG_PORT=PG_PORT, PG_DIR=PG_DIR, PG_DB="kiva")
+    # production durability (pg.sh's default, fsync off, is the test suite's)
+    e = dict(os.environ, PG_PORT=PG_PORT, PG_DIR=PG_DIR, PG_DB="kiva", PG_FSYNC="on")
     run("scripts/pg.sh", "start", env=e)
+    log(f"PostgreSQL fsync: {psql('-tAc', 'SHOW fsync', db='postgres').strip()}")
     # the production role and database; a connection limit above the app, floor and variant
     psql(
         "-v",
