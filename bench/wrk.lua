@@ -2,7 +2,8 @@
 --   BENCH_MODE   stuff_sid | things_tid | post_delete | stuff_list | things_list | plain
 --   BENCH_N      ids are drawn from 1..BENCH_N
 --   BENCH_AUTH   the Authorization header ("Bearer …", "Basic …"), if any
---   BENCH_PREFIX the application's path prefix ("/api")
+--   BENCH_PREFIX the application's path prefix ("/api"; "" for an outside server)
+--   BENCH_PATH   plain mode's path (default /version; an outside server's, BENCH_COMPARE_URL's)
 -- done() prints one line "BENCH_JSON {…}" that bench.py reads.
 local mode = os.getenv("BENCH_MODE") or "plain"
 local n = tonumber(os.getenv("BENCH_N") or "1000")
