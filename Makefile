@@ -414,7 +414,8 @@ apache-stop:
 # targets as `target NAME: VALUE (goal …) met|missed`; about 10 minutes; not in make check.
 # BENCH_COMPARE_URL=<url> BENCH_COMPARE_AUTH=<Authorization value>: an outside server's GET,
 # measured in the same rounds as Kiva's token GET (`ratio token_vs_compare`); exported, not
-# written in the recipe, so that make never echoes the header's secret
+# written in the recipe, so that make never echoes the header's secret; BENCH_COMPARE_PIDFILE=
+# <its main process's pid file>: its CPU per request too (`cpu server_compare_vs_token`)
 BENCH_PG_PORT ?= 6140
 BENCH_APP_PORT ?= 8790
 BENCH_FLOOR_PORT ?= 8791
@@ -428,8 +429,10 @@ BENCH_ROUNDS ?= 7
 BENCH_NS ?= 1000,1000000
 BENCH_COMPARE_URL ?=
 BENCH_COMPARE_AUTH ?=
+BENCH_COMPARE_PIDFILE ?=
 bench: export BENCH_COMPARE_URL := $(BENCH_COMPARE_URL)
 bench: export BENCH_COMPARE_AUTH := $(BENCH_COMPARE_AUTH)
+bench: export BENCH_COMPARE_PIDFILE := $(BENCH_COMPARE_PIDFILE)
 bench:
 	PG_PORT=$(BENCH_PG_PORT) PG_DIR=/tmp/kiva-pg-$(BENCH_PG_PORT) BENCH_PROCESSES=$(BENCH_PROCESSES) \
 	  BENCH_THREADS=$(BENCH_THREADS) BENCH_DURATION=$(BENCH_DURATION) BENCH_NS=$(BENCH_NS) \

@@ -25,8 +25,10 @@ BENCH_COMPARE_URL (a GET answering 2xx, e.g. another framework's token GET of on
 and BENCH_COMPARE_AUTH (its Authorization header value, never printed): each round then
 also runs wrk on it with the token GET's connections and duration, and the run prints
 `ratio token_vs_compare` (Kiva's token GET /things/<tid> req/s over the outside server's,
-per round, medianed). Unset, nothing changes. Its CPU is not measured (its processes are
-not ours); a non-2xx answer stops the benchmark, as a floor's does.
+per round, medianed). Unset, nothing changes. With BENCH_COMPARE_PIDFILE (the pid file of
+its server's main process), the CPU per request of its whole process tree is read as
+Apache's whole tree's is for Kiva: `cpu server_compare_vs_token`, steadier under load than
+req/s. A non-2xx answer stops the benchmark, as a floor's does.
 """
 
 import base64
@@ -83,6 +85,7 @@ OUT = env("BENCH_OUT", os.path.join(BENCH, "last-run.md"))
 CACHE_VARIANT = env("BENCH_CACHE_VARIANT", "1") == "1"
 COMPARE_URL = env("BENCH_COMPARE_URL", "")
 COMPARE_AUTH = env("BENCH_COMPARE_AUTH", "")
+COMPARE_PIDFILE = env("BENCH_COMPARE_PIDFILE", "")  # its server's main process, on this machine
 KIVA_DB = f"host={PG_DIR} port={PG_PORT} dbname={DB} user={ROLE}"
 KIVA_OWNER_DB = f"host={PG_DIR} port={PG_PORT} dbname={DB} user={OWNER}"
 SECRET = base64.b32encode(os.urandom(20)).decode()
@@ -300,15 +303,16 @@ def wrk(
     if WARMUP:
         subprocess.run([*cmd[:1], f"-d{WARMUP}s", *cmd[1:]], env=e, capture_output=True)
     app_pids = wsgi_pids(target)
+    tree = descendants(pidfile(os.path.join(target, "apache", "httpd.pid")))  # Apache's workers and mod_wsgi's
     pg_pids = descendants(pidfile(os.path.join(PG_DIR, "data", "postmaster.pid")))
     access = os.path.join(target, "apache", "kiva-access.log")
     offset = os.path.getsize(access)
     load0 = os.getloadavg()[0]
-    app0, pg0 = cpu_ticks(app_pids), cpu_ticks(pg_pids)
+    app0, pg0, tree0 = cpu_ticks(app_pids), cpu_ticks(pg_pids), cpu_ticks(tree)
     out = subprocess.run(
         [cmd[0], f"-d{duration}s", "--timeout", "5s", *cmd[1:]], env=e, capture_output=True, text=True
     ).stdout
-    app1, pg1 = cpu_ticks(app_pids), cpu_ticks(pg_pids)
+    app1, pg1, tree1 = cpu_ticks(app_pids), cpu_ticks(pg_pids), cpu_ticks(tree)
     time.sleep(0.3)  # let Apache write its last access lines
     statuses: dict[str, int] = {}
     with open(access, "rb") as f:
@@ -335,6 +339,7 @@ def wrk(
         "statuses": statuses,
         "app_ms": (app1 - app0) / TICK * 1000 / reqs,
         "db_ms": (pg1 - pg0) / TICK * 1000 / reqs,
+        "server_ms": (tree1 - tree0) / TICK * 1000 / reqs,  # the whole HTTP server, to compare with another
         "rss": sum(rss) / len(rss) if rss else 0.0,
         "load": load0,
     }
@@ -348,12 +353,16 @@ def wrk(
 
 
 def wrk_outside(name: str, url: str, e: dict, duration: int, connections: int) -> dict:
-    """wrk on a server that is not ours: what wrk sees, no CPU (None), no access log."""
+    """wrk on a server that is not ours: what wrk sees, no access log; the CPU of its process
+    tree if BENCH_COMPARE_PIDFILE names its main process, else None."""
     cmd = ["wrk", f"-t{min(WRK_THREADS, connections)}", f"-c{connections}", "-s", os.path.join(BENCH, "wrk.lua")]
     if WARMUP:
         subprocess.run([*cmd, f"-d{WARMUP}s", url], env=e, capture_output=True)
+    tree = descendants(pidfile(COMPARE_PIDFILE)) if COMPARE_PIDFILE else []
     load0 = os.getloadavg()[0]
+    tree0 = cpu_ticks(tree)
     out = subprocess.run([*cmd, f"-d{duration}s", "--timeout", "5s", url], env=e, capture_output=True, text=True).stdout
+    tree1 = cpu_ticks(tree)
     m = re.search(r"BENCH_JSON (\{.*\})", out)
     if not m:
         raise SystemExit(f"bench: no result from wrk for {name}:\n{out}")
@@ -370,10 +379,12 @@ def wrk_outside(name: str, url: str, e: dict, duration: int, connections: int) -
         "statuses": {},
         "app_ms": None,
         "db_ms": None,
+        "server_ms": (tree1 - tree0) / TICK * 1000 / max(r["requests"], 1) if tree else None,
         "rss": 0.0,
         "load": load0,
     }
-    log(f"{name}: {res['rps']:.0f} req/s p50 {res['p50']:.1f} ms p99 {res['p99']:.1f} ms errors {res['errors']}")
+    cpu = f" server {res['server_ms']:.2f} ms/req" if tree else ""
+    log(f"{name}: {res['rps']:.0f} req/s p50 {res['p50']:.1f} ms p99 {res['p99']:.1f} ms{cpu} errors {res['errors']}")
     return res
 
 
@@ -387,6 +398,11 @@ def compare_check() -> tuple[str, str]:
         get(COMPARE_URL, COMPARE_AUTH or None)
     except (urllib.error.URLError, OSError) as err:  # HTTPError included; its text has no header value
         raise SystemExit(f"bench: GET BENCH_COMPARE_URL failed: {err}") from None
+    if COMPARE_PIDFILE:
+        try:
+            os.kill(pidfile(COMPARE_PIDFILE), 0)
+        except (OSError, ValueError) as err:
+            raise SystemExit(f"bench: BENCH_COMPARE_PIDFILE names no running process: {err}") from None
     path = parts.path or "/"
     return f"{parts.scheme}://{parts.netloc}", path + (f"?{parts.query}" if parts.query else "")
 
@@ -652,6 +668,14 @@ def report(scenarios, rounds, lists, tps, app_rss, floor_rss, load_s, compare=No
             per_round = [rd[a]["app_ms"] / rd[b]["app_ms"] for rd in rounds if rd[b]["app_ms"] > 0]
             cpu[name] = median(per_round)
             say(f"cpu {name}: {cpu[name]:.2f} ({spread(per_round)})")
+    if "compare" in keys and rounds[0]["compare"]["server_ms"] is not None:
+        # the outside server's whole process tree over Apache's whole tree serving the token GET
+        per_round = [rd["compare"]["server_ms"] / rd["token"]["server_ms"] for rd in rounds if rd["token"]["server_ms"]]
+        say(
+            f"cpu server_compare_vs_token: {median(per_round):.2f} ({spread(per_round)}); whole server CPU ms/req: "
+            f"outside {median([rd['compare']['server_ms'] for rd in rounds]):.2f}, "
+            f"Kiva token GET {median([rd['token']['server_ms'] for rd in rounds]):.2f}"
+        )
     say()
     # p99 at LARGE_N over p99 at SMALL_N, in each round, then medianed; the worse of the two lists
     growths = {}
