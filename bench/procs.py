@@ -37,7 +37,8 @@ def stat_fields(pid: int | str) -> list[str] | None:
     """The fields of /proc/<pid>/stat after the command (state, ppid, …, utime at 11, stime
     at 12), None if gone: the benchmarks' one reader of it."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
+        # latin-1: a command name is any bytes (another program's may not be UTF-8: the run stopped)
+        with open(f"/proc/{pid}/stat", encoding="latin-1") as f:
             # pid (comm) state ppid …: the command may hold spaces, not the closing parenthesis
             return f.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):  # not a process, or gone meanwhile
