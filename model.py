@@ -59,10 +59,27 @@ class Name(str):
         return super().__new__(cls, value)
 
 
-class Pattern(Name):
-    """A SQL LIKE pattern ("C%"): the same rules as a name."""
+# a LIKE pattern: a name whose every backslash escapes the character after it (queries.sql's
+# LIKE … ESCAPE '\', on both engines): one at the end escapes nothing, which PostgreSQL
+# refuses and SQLite read as no match
+LIKE_PATTERN = f"^(?:[^{CONTROL}\\\\]|\\\\[^{CONTROL}])*$"
 
-    json_schema = {**Name.json_schema, "description": 'a SQL LIKE pattern ("C%"), the rules of a name'}
+
+class Pattern(Name):
+    """A SQL LIKE pattern ("C%", "100\\%" for a literal %): the rules of a name, and no
+    backslash at its end that would escape nothing."""
+
+    json_schema = {
+        **Name.json_schema,
+        "pattern": LIKE_PATTERN,
+        "description": 'a SQL LIKE pattern ("C%"; a backslash escapes the next character), no control character',
+    }
+
+    def __new__(cls, value):
+        name = super().__new__(cls, value)
+        if not matches(LIKE_PATTERN, name):
+            raise ValueError("a LIKE pattern must not end with a backslash that escapes nothing")
+        return name
 
 
 # the longest password, in characters (as JSON Schema's maxLength counts them): auth.py

@@ -37,7 +37,7 @@ SELECT CAST(SUBSTR(MAX(migration_id), 1, 4) AS INTEGER) FROM _yoyo_migration;
 -- A page of the stuff matching a LIKE pattern ("%": all of them).
 SELECT sid, stuff
   FROM Stuff
-  WHERE stuff LIKE :filter AND sid > :after
+  WHERE stuff LIKE :filter ESCAPE '\' AND sid > :after
   ORDER BY sid
   LIMIT :lim;
 
@@ -128,7 +128,7 @@ INSERT INTO Utilisateur(login, pword, isAdmin, pwchanged) VALUES (:login, :pword
 -- Users as the API shows them: never the password hash.
 SELECT uid, login, isAdmin AS isadmin, created
   FROM Utilisateur
-  WHERE login LIKE :filter AND uid > :after
+  WHERE login LIKE :filter ESCAPE '\' AND uid > :after
   ORDER BY uid
   LIMIT :lim;
 
@@ -196,7 +196,7 @@ DELETE FROM Owned WHERE oid = :oid AND version = COALESCE(CAST(:version AS INTEG
 -- A page of the owners whose name matches a LIKE pattern ("%": all of them).
 SELECT oid, oname, omail
   FROM Owner
-  WHERE oname LIKE :filter AND oid > :after
+  WHERE oname LIKE :filter ESCAPE '\' AND oid > :after
   ORDER BY oid
   LIMIT :lim;
 
@@ -227,7 +227,7 @@ DELETE FROM Owner WHERE oid = :oid AND version = COALESCE(CAST(:version AS INTEG
 SELECT tid, tname, oid,
     CASE WHEN tprice = CAST(tprice AS BIGINT) THEN CAST(tprice AS BIGINT) ELSE tprice END AS tprice
   FROM Thing
-  WHERE tname LIKE :filter
+  WHERE tname LIKE :filter ESCAPE '\'
     AND tprice >= COALESCE(CAST(:pmin AS NUMERIC), tprice)
     AND tprice <= COALESCE(CAST(:pmax AS NUMERIC), tprice)
     AND tid > :after
@@ -242,7 +242,7 @@ SELECT tid, tname, oid,
     CASE WHEN tprice = CAST(tprice AS BIGINT) THEN CAST(tprice AS BIGINT) ELSE tprice END AS tprice
   FROM Thing
   WHERE oid = :oid
-    AND tname LIKE :filter
+    AND tname LIKE :filter ESCAPE '\'
     AND tprice >= COALESCE(CAST(:pmin AS NUMERIC), tprice)
     AND tprice <= COALESCE(CAST(:pmax AS NUMERIC), tprice)
     AND tid > :after

@@ -30,6 +30,32 @@ def test_list_filter_nothing(api):
     assert api.get("/stuff", 200, data={"filter": unique("Nope") + "%"}).json == []
 
 
+def test_list_filter_escapes(api):
+    """A backslash escapes the next character of a filter, on both engines (a literal % or
+    _); one at the end escapes nothing: a 400 on both (PostgreSQL refused it, SQLite found
+    nothing), that /openapi.json's pattern announces."""
+    own = unique("Esc")
+    names = [f"{own}-100%", f"{own}-100x", f"{own}-a_b", f"{own}-axb", f"{own}-back\\slash"]
+    sids = [api.post("/stuff", 201, json={"stuff": n}).json["sid"] for n in names]
+    try:
+        found = {
+            pattern: [row["stuff"] for row in api.get("/stuff", 200, data={"filter": pattern}).json]
+            for pattern in (f"{own}-100\\%", f"{own}-a\\_b", f"{own}-back\\\\%", f"{own}-100%")
+        }
+    finally:
+        for sid in sids:
+            api.delete(f"/stuff/{sid}", 204)
+    assert found == {
+        f"{own}-100\\%": [names[0]],
+        f"{own}-a\\_b": [names[2]],
+        f"{own}-back\\\\%": [names[4]],
+        f"{own}-100%": names[:2],
+    }
+    for pattern in ("\\", f"{own}\\", f"{own}\\\\\\"):
+        res = api.get("/stuff", 400, data={"filter": pattern})
+        assert "a LIKE pattern must not end with a backslash that escapes nothing" in res.json["error"], res.json
+
+
 def test_list_paging(api):
     # a prefix of this test's own: no other row (of another test, of an earlier run) on its pages
     own = unique("Page")
