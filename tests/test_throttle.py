@@ -7,6 +7,7 @@ that the end of the window can be checked too; the limit is the default, 5.
 import contextlib
 import time
 
+import pytest
 from helpers import EXTERNAL, Clock, app_config, basic, bearer, register, unique
 
 LIMIT = 5
@@ -93,3 +94,22 @@ def test_throttle_ends_with_the_window(api):
             clock.now += 1.2
         assert api.get("/whoami", 200, login=None, headers=basic(login, password)).json == login
     api.delete(f"/users/{uid}", 204, login="calvin")
+
+
+@pytest.mark.skipif(EXTERNAL, reason="the app's device secret: in-process only")
+def test_device_cookie_format():
+    """A device cookie is [login, id] signed by itsdangerous with the app's device secret
+    and its own salt, "kiva-device": cookies given before an upgrade stay valid, and the
+    same secret signing anything else (another salt, the default one) makes no device."""
+    import itsdangerous
+
+    from app import app
+    from production import throttle
+
+    row = {"uid": 3, "pwchanged": time.time() - 10}
+    secret = app.extensions["kiva_device_secret"]
+    for salt, expected in (("kiva-device", "d1"), ("itsdangerous", None), ("another-use", None)):
+        cookie = itsdangerous.URLSafeTimedSerializer(secret, salt=salt).dumps(["susie", "d1"])
+        with app.test_request_context("/login", headers={"Cookie": f"{throttle.DEVICE_COOKIE}={cookie}"}):
+            assert throttle.device("susie", row) == expected, salt
+            assert throttle.device("calvin", row) is None  # another login's device
