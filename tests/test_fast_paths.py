@@ -14,6 +14,7 @@ import time
 from urllib.parse import quote
 
 import flask
+import FlaskSimpleAuth as fsa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -189,3 +190,53 @@ def test_sync_once_asks_flask_once_per_function():
     except RuntimeError as e:
         got = str(e)
     assert type(got) is type(expected) and got is not coroutine
+
+
+def test_token_issued_with_a_slash_in_the_app_name():
+    # the realm is the app's name (APP_NAME), then the lifetime after the last slash
+    assert auth.token_issued("my/kiva/60m:calvin:20261203120000:0123456789abcdef") == (
+        datetime.datetime(2026, 12, 3, 11, 0, 0, tzinfo=datetime.UTC).timestamp()
+    )
+
+
+def test_password_quality_bounds():
+    assert auth.password_quality("p" * auth.PASSWORD_MAX) is True
+    with pytest.raises(fsa.ErrorResponse) as refused:
+        auth.password_quality("p" * (auth.PASSWORD_MAX + 1))
+    assert (refused.value.status, refused.value.message) == (
+        400,
+        f"password longer than {auth.PASSWORD_MAX} characters",
+    )
+
+
+def test_token_of_the_second_of_the_change(monkeypatch):
+    """A token whose issue second is the very second a password changed (pwchanged a whole
+    second) was issued at or after the change: accepted; a second before: refused."""
+    from app import app
+
+    token = "kiva/60m:calvin:20261203120000:0123456789abcdef"
+    changed = auth.token_issued(token)
+    for pwchanged, accepted in ((changed, True), (changed + 0.5, False)):
+        monkeypatch.setattr(auth, "user_row", lambda _login, p=pwchanged: {"uid": 1, "pwchanged": p})
+        with app.test_request_context("/whoami"):
+            if accepted:
+                assert auth.check_token("calvin", token) == "calvin"
+            else:
+                with pytest.raises(fsa.ErrorResponse):
+                    auth.check_token("calvin", token)
+
+
+def test_new_token_second_waited_for_only_after_a_change(monkeypatch):
+    """/login right after a password change waits for the next second, at most 1 s; long
+    after it, not at all."""
+    from app import app
+
+    waits: list[float] = []
+    monkeypatch.setattr(auth.time, "sleep", waits.append)
+    now = time.time()
+    monkeypatch.setattr(auth.time, "time", lambda: now)
+    for pwchanged in (now - 3600, now - 0.25):
+        monkeypatch.setattr(auth, "user_row", lambda _login, p=pwchanged: {"uid": 1, "pwchanged": p})
+        with app.test_request_context("/login"):
+            auth.wait_for_a_new_token_second("calvin")
+    assert waits == [0.0, pytest.approx(0.75)]

@@ -446,3 +446,18 @@ def test_user_permissions_depend_on_the_users_generation_only(cache):
     usercache.permission("owned", 5, "susie", Loads(True))
     keys = sorted(k.decode() for k in cache.redis.keys("kiva:generation:*"))
     assert keys == ["kiva:generation:owned:5", "kiva:generation:users"]
+
+
+def test_user_permissions_cached_per_record_and_user(cache, api):
+    """The same for a user record (GET /users/<uid>: its owner, or an administrator): the
+    key names the record and the asking user, the second time from Redis."""
+    users = [register(api, "uperm", "password-of-uperm") for _ in range(2)]
+    auths = [basic(login, password) for login, password, _ in users]
+    for _ in range(2):
+        for i, headers in enumerate(auths):
+            for j, (_, _, uid) in enumerate(users):
+                api.get(f"/users/{uid}", 200 if i == j else 403, login=None, headers=headers)
+    for login, _, uid in users:
+        assert cache.redis.exists(f"kiva:perm:user:{uid}:{login}")
+    for _, _, uid in users:
+        api.delete(f"/users/{uid}", 204, login="calvin")
