@@ -10,6 +10,7 @@
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable
 
 import pytest
@@ -109,6 +110,28 @@ def test_rehash_in_process(api, caplog):
     assert api.get("/whoami", 200, login=None, headers=basic(login, password)).json == login
     assert stored_hash(login) == after, "at the configured cost again: no more rehash"
     api.delete(f"/users/{uid}", 204, login="calvin")
+
+
+@in_process_only
+def test_rehash_of_a_password_older_than_the_rules(api, caplog):
+    """A password set before today's rules (shorter than FSA_PASSWORD_LENGTH) still logs in,
+    and its rehash stores it as it is: the rules judge new passwords, not old ones."""
+    import auth
+    from app import app
+    from database import db
+
+    caplog.set_level(logging.INFO, logger=auth.log.name)
+    login, old = unique("old-rules"), "abc"  # noqa: S105 (a test's)
+    with app.test_request_context("/register"):
+        uid = db.add_user(login=login, pword=app.hash_password(old, check=False), isadmin=False, now=time.time() - 5)
+        db.commit()
+    try:
+        with app_config(FSA_PASSWORD_OPTS={"rounds": 5}):
+            assert api.get("/whoami", 200, login=None, headers=basic(login, old)).json == login
+        assert f"rehashed at the configured cost: {login!r}" in caplog.text
+        assert api.get("/whoami", 200, login=None, headers=basic(login, old)).json == login
+    finally:
+        api.delete(f"/users/{uid}", 204, login="calvin")
 
 
 #
