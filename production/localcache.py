@@ -48,7 +48,6 @@ class LocalCache:
     """This process's rows, and the host's shared generation of the users."""
 
     def __init__(self, path: str):
-        self.path = path
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             if os.fstat(fd).st_size < GENERATION.size:  # new: zeros, a generation like any other

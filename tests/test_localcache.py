@@ -6,6 +6,7 @@ is refused by another on its very next request, 1,000 times; each time the other
 process had just accepted the token, so it holds the user's row in its memory.
 """
 
+import hashlib
 import json
 import os
 import subprocess
@@ -61,14 +62,11 @@ def test_unknown_logins_not_kept(cache):
 
 def test_rows_trusted_max_age_at_most(cache, monkeypatch):
     load = Loads(ROW)
-    cache.user_row("susie", load)
     now = time.monotonic()
-    monkeypatch.setattr(localcache.time, "monotonic", lambda: now + localcache.MAX_AGE - 0.5)
-    cache.user_row("susie", load)
-    assert load.count == 1
-    monkeypatch.setattr(localcache.time, "monotonic", lambda: now + localcache.MAX_AGE + 0.5)
-    cache.user_row("susie", load)
-    assert load.count == 2
+    for age, loads in ((0.0, 1), (localcache.MAX_AGE, 1), (localcache.MAX_AGE + 0.001, 2)):
+        monkeypatch.setattr(localcache.time, "monotonic", lambda a=age: now + a)
+        cache.user_row("susie", load)
+        assert load.count == loads, age
 
 
 def test_generation_read_before_the_load(cache):
@@ -90,6 +88,24 @@ def test_rows_bounded(cache, monkeypatch):
     for login in ["a", "b", "c", "d"]:
         cache.user_row(login, Loads({**ROW, "login": login}))
     assert list(cache.rows) == ["d"]
+
+
+def test_generation_file_per_database(tmp_path):
+    """One file per database, in the given folder, whatever the connection string holds."""
+    path = localcache.generation_path(str(tmp_path), "host=/tmp/x dbname=kiva")
+    assert os.path.dirname(path) == str(tmp_path)
+    assert os.path.basename(path) == "users-generation-" + hashlib.sha256(b"host=/tmp/x dbname=kiva").hexdigest()[:16]
+    assert localcache.generation_path(str(tmp_path), "dbname=other") != path
+
+
+def test_app_rows_per_login(cache, monkeypatch):
+    """Through usercache.user_row, as auth.user_row calls it: each login its own row."""
+    monkeypatch.setattr(usercache, "local", cache)
+    loads = {login: Loads({**ROW, "login": login}) for login in ("susie", "calvin")}
+    for _ in range(2):
+        for login, load in loads.items():
+            assert usercache.user_row(login, load) == {**ROW, "login": login}
+    assert [load.count for load in loads.values()] == [1, 1]
 
 
 def test_generation_file_private(cache, tmp_path):

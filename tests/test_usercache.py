@@ -88,6 +88,18 @@ def test_hit_then_missing_generation_is_a_miss(cache):
     assert load.count == 2
     assert cache.redis.get("kiva:generation:users") is not None, "a new generation is made before the load"
     assert usercache.user_row("susie", load) == ROW and load.count == 2
+    assert 0 < cache.redis.ttl("kiva:row:susie") <= usercache.TTL  # Redis forgets what no node would trust
+
+
+def test_uncacheable_value_answered_and_named(cache, caplog):
+    """A value JSON cannot carry (a column of another type): answered, not cached, said."""
+    import decimal
+
+    load = Loads({**ROW, "balance": decimal.Decimal("1.5")})
+    for _ in range(2):
+        assert usercache.user_row("susie", load)["balance"] == decimal.Decimal("1.5")
+    assert load.count == 2 and cache.redis.get("kiva:row:susie") is None
+    assert caplog.messages == ["row:susie: not cacheable: Decimal"] * 2
 
 
 def test_no_password_hash_stored(cache):
@@ -427,16 +439,19 @@ def test_entry_format_stays_readable_across_versions():
     assert c.seal("row:susie", 3, [b"g1"], 1.5) == mac + b"." + payload
 
 
-def test_redis_unreachable_answered_at_once_by_the_database(tmp_path):
-    """No Redis behind the socket: the database answers at once, and the cache pauses."""
+def test_redis_unreachable_answered_at_once_by_the_database(tmp_path, caplog):
+    """No Redis behind the socket: the database answers at once, the cache pauses, the
+    warning names the failure."""
     c = usercache.Cache(f"unix://{tmp_path}/nobody-listens.sock", SECRET)
     load = Loads(ROW)
     began = time.monotonic()
-    with pytest.MonkeyPatch.context() as m:
+    with pytest.MonkeyPatch.context() as m, caplog.at_level(logging.WARNING, logger=usercache.log.name):
         m.setattr(usercache, "cache", c)
         assert usercache.user_row("susie", load) == ROW
     assert time.monotonic() - began < 0.2 and load.count == 1
     assert not c.usable()
+    [warning] = caplog.messages
+    assert warning.startswith("redis unavailable, using the database: ") and "ConnectionError" in warning, warning
 
 
 def test_user_permissions_depend_on_the_users_generation_only(cache):
