@@ -97,7 +97,7 @@ def test_uncacheable_value_answered_and_named(cache, caplog):
 
     load = Loads({**ROW, "balance": decimal.Decimal("1.5")})
     for _ in range(2):
-        assert usercache.user_row("susie", load)["balance"] == decimal.Decimal("1.5")
+        assert usercache.user_row("susie", load) == {**ROW, "balance": decimal.Decimal("1.5")}
     assert load.count == 2 and cache.redis.get("kiva:row:susie") is None
     assert caplog.messages == ["row:susie: not cacheable: Decimal"] * 2
 
