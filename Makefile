@@ -207,7 +207,10 @@ mutation: venv-dev
 	@# mutants/ is kept: mutmut reruns only the mutants of the functions changed since
 	rm -f $(MUTATION_SQLITE)
 	@# the in-process suite's settings: those of test-sqlite (the exports above name mutation too)
-	export APP_CONFIG=app.conf KIVA_SQLITE=$(MUTATION_SQLITE) APP_SECRET=$(TEST_SECRET) FLASK_TESTER_APP=app; \
+	@# 20 password changes seen across processes (test_localcache), not 1,000: every mutant reaching
+	@# a token check runs that test, and 20 catch a missed bump as surely
+	export APP_CONFIG=app.conf KIVA_SQLITE=$(MUTATION_SQLITE) APP_SECRET=$(TEST_SECRET) FLASK_TESTER_APP=app \
+	  KIVA_TEST_CHANGES=20; \
 	$(BIN)/python drills/upgrade.py --sqlite $(MUTATION_SQLITE) $(UPGRADE_ROWS) >/dev/null && \
 	MUTANTS='$(MUTANTS)' $(BIN)/python scripts/mutation.py
 
