@@ -179,3 +179,19 @@ def test_password_change_seen_by_another_process(api, monkeypatch):
                 db.del_user_uid(uid=uid, version=None)
             db.commit()
     assert outcomes.count((200, 401)) == CHANGES, json.dumps(sorted(set(outcomes)))
+
+
+@in_process_only
+def test_only_user_changes_bump_the_generation(api, cache, monkeypatch):
+    """Reads, and writes to anything but the users, leave the generation (and every
+    process's rows) alone; a users write changes it."""
+    monkeypatch.setattr(usercache, "local", cache)
+    before = cache.generation()
+    api.get("/whoami", 200, login="calvin")
+    sid = api.post("/stuff", 201, json={"stuff": unique("gen")}).json["sid"]
+    api.delete(f"/stuff/{sid}", 204)
+    assert cache.generation() == before
+    api.patch("/users/3", 400, login="calvin", data={})  # refused: nothing changed either
+    assert cache.generation() == before
+    api.patch("/users/3", 204, login="calvin", data={"isadmin": False})
+    assert cache.generation() != before

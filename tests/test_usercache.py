@@ -476,3 +476,15 @@ def test_user_permissions_cached_per_record_and_user(cache, api):
         assert cache.redis.exists(f"kiva:perm:user:{uid}:{login}")
     for _, _, uid in users:
         api.delete(f"/users/{uid}", 204, login="calvin")
+
+
+def test_users_write_bumps_the_users_generation(cache, api):
+    """Through the app with the shared cache on: a users write gives the users' generation
+    a new value, a read does not."""
+    usercache.user_row("susie", Loads(ROW))  # an entry, hence its generation
+    before = cache.redis.get("kiva:generation:users")
+    assert before is not None
+    api.get("/whoami", 200, login="calvin")
+    assert cache.redis.get("kiva:generation:users") == before
+    api.patch("/users/3", 204, login="calvin", data={"isadmin": False})
+    assert cache.redis.get("kiva:generation:users") not in (before, None)
