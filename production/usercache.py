@@ -244,13 +244,12 @@ def user_row(login: str, load: Callable[[], dict | None]) -> dict | None:
     """auth.user_row's row of an existing login (tokens, groups), without its password
     hash, which never goes to Redis; a change to any user bumps USERS_GENERATION."""
 
-    if local is not None:
-        return local.user_row(login, load)
-
     def without_hash() -> dict | None:
         row = load()
         return None if row is None else {k: v for k, v in row.items() if k != "pword"}
 
+    if local is not None:  # one host: no password hash in its memory either
+        return local.user_row(login, without_hash)
     return cached(f"row:{login}", [USERS_GENERATION], without_hash, lambda r: r is not None)
 
 

@@ -299,6 +299,17 @@ def other_app(code: str, **env: str) -> list[list]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+class Loads:
+    """A loader counting its calls (each one a database read): the caches' tests."""
+
+    def __init__(self, value):
+        self.value, self.count = value, 0
+
+    def __call__(self):
+        self.count += 1
+        return self.value
+
+
 ## in-process only: the app's configuration and database changed for a while
 #
 

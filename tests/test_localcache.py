@@ -14,7 +14,7 @@ import sys
 import time
 
 import pytest
-from helpers import EXTERNAL, HERE, unique
+from helpers import EXTERNAL, HERE, Loads, unique
 
 from production import localcache, metrics, usercache
 
@@ -24,27 +24,16 @@ ROW = {"uid": 7, "login": "susie", "isadmin": False, "pwchanged": 1.0}
 CHANGES = int(os.environ.get("KIVA_TEST_CHANGES", "1000"))  # the issue's count
 
 
-class Loads:
-    """A load function that counts its calls."""
-
-    def __init__(self, row):
-        self.row, self.count = row, 0
-
-    def __call__(self):
-        self.count += 1
-        return None if self.row is None else dict(self.row)
-
-
 @pytest.fixture
 def cache(tmp_path):
     return localcache.LocalCache(str(tmp_path / "generation"))
 
 
 def test_rows_kept_until_a_user_changes(cache, tmp_path):
-    with_hash = Loads({**ROW, "pword": "$2b$04$hash"})
-    assert cache.user_row("susie", with_hash)["pword"] == "$2b$04$hash"  # the load's own row
-    row = cache.user_row("susie", with_hash)
-    assert row == ROW and with_hash.count == 1  # kept, and without its password hash
+    first = Loads(ROW)
+    assert cache.user_row("susie", first) is first.value  # the load's own row
+    row = cache.user_row("susie", first)
+    assert row == ROW and first.count == 1  # kept
     load = Loads(ROW)
     row["isadmin"] = True  # a caller's change stays the caller's
     assert cache.user_row("susie", load) == ROW and load.count == 0
@@ -99,13 +88,15 @@ def test_generation_file_per_database(tmp_path):
 
 
 def test_app_rows_per_login(cache, monkeypatch):
-    """Through usercache.user_row, as auth.user_row calls it: each login its own row."""
+    """Through usercache.user_row, as auth.user_row calls it: each login its own row,
+    kept and answered without its password hash (the shared cache's rule too)."""
     monkeypatch.setattr(usercache, "local", cache)
-    loads = {login: Loads({**ROW, "login": login}) for login in ("susie", "calvin")}
+    loads = {login: Loads({**ROW, "login": login, "pword": "$2b$04$hash"}) for login in ("susie", "calvin")}
     for _ in range(2):
         for login, load in loads.items():
             assert usercache.user_row(login, load) == {**ROW, "login": login}
     assert [load.count for load in loads.values()] == [1, 1]
+    assert all("pword" not in row for _, _, row in cache.rows.values())
 
 
 def test_generation_file_private(cache, tmp_path):

@@ -21,7 +21,7 @@ import time
 import flask
 import pytest
 import redis
-from helpers import EXTERNAL, Clock, basic, register, unique
+from helpers import EXTERNAL, Clock, Loads, basic, register, unique
 
 from production import usercache
 
@@ -61,17 +61,6 @@ def cache(server, monkeypatch):
     c.redis.flushall()
     monkeypatch.setattr(usercache, "cache", c)
     return c
-
-
-class Loads:
-    """A loader counting its calls (each one a database read)."""
-
-    def __init__(self, value):
-        self.value, self.count = value, 0
-
-    def __call__(self):
-        self.count += 1
-        return self.value
 
 
 ROW = {"uid": 3, "login": "susie", "isadmin": False, "pwchanged": 1.0}
