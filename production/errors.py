@@ -18,6 +18,7 @@ import sqlite3
 import flask
 import FlaskSimpleAuth as fsa
 import psycopg
+import werkzeug.datastructures
 import werkzeug.exceptions
 
 from production import context, metrics
@@ -29,6 +30,7 @@ DB_ERRORS = (sqlite3.Error, psycopg.Error)
 DB_FAILURES = (*DB_ERRORS, fsa.ErrorResponse)
 UNAVAILABLE = "database unavailable, please retry later"
 
+NO_FORM: werkzeug.datastructures.ImmutableMultiDict = werkzeug.datastructures.ImmutableMultiDict()
 MAX_MESSAGE = 1000  # an error message echoes user input: keep it readable
 
 # the request parameters that hold a password, whatever the route
@@ -126,7 +128,13 @@ def check_json_body():
     Werkzeug nor FlaskSimpleAuth looks for JSON parameters there.
     """
     req = context.request()
-    if "json" in req.environ.get("CONTENT_TYPE", "") and not req.get_data(cache=True).strip():
+    content_type = req.environ.get("CONTENT_TYPE", "").lower()  # media types ignore case
+    if "form" not in content_type:
+        # not a form (no body, JSON…): Werkzeug's parser would find nothing, and
+        # FlaskSimpleAuth reads request.form on every request: the empty answer is set
+        # here (Werkzeug documents setting a cached_property as setting its value)
+        req.form = req.files = NO_FORM
+    if "json" in content_type and not req.get_data(cache=True).strip():
         del req.environ["CONTENT_TYPE"]
         return None
     if not req.is_json:

@@ -63,3 +63,13 @@ def test_delete_with_json_type_and_no_body(api, raw):
 def test_a_non_empty_malformed_json_body_is_still_a_400(raw):
     res = raw.request("POST", "/stuff", headers=JSON, data="{")
     assert (res.status_code, res.json_body) == (400, {"error": "malformed or empty JSON body"})
+
+
+@pytest.mark.parametrize("media", ["Application/JSON", "application/json; charset=UTF-8", "application/problem+json"])
+def test_any_spelling_of_a_json_type(api, raw, media):
+    # media types ignore case (RFC 9110 8.3.1): an empty body is no body in every spelling
+    res = raw.request("GET", "/cmp/add?i=30&j=12", headers=ADMIN | {"Content-Type": media}, data="")
+    assert (res.status_code, res.json_body) == (200, 42)
+    sid = api.post("/stuff", 201, json={"stuff": unique("empty-body")}).json["sid"]
+    res = raw.request("DELETE", f"/stuff/{sid}", headers={"Content-Type": media}, data="")
+    assert (res.status_code, body(res)) == (204, b"")

@@ -16,12 +16,14 @@ from urllib.parse import quote
 import flask
 import FlaskSimpleAuth as fsa
 import pytest
+import werkzeug.exceptions
+import werkzeug.test
 from helpers import EXTERNAL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import auth
-from production import audit, hooks
+from production import audit, errors, hooks
 
 
 @settings(max_examples=500, deadline=None)
@@ -243,3 +245,40 @@ def test_new_token_second_waited_for_only_after_a_change(monkeypatch):
         with app.test_request_context("/login"):
             auth.wait_for_a_new_token_second("calvin")
     assert waits == [0.0, pytest.approx(0.75)]
+
+
+CONTENT_TYPES = [
+    None,
+    "application/json",
+    "application/json; charset=utf-8",
+    "text/plain",
+    "application/x-www-form-urlencoded",
+    "Application/X-WWW-Form-URLEncoded",
+    "multipart/form-data; boundary=b",
+    "MULTIPART/FORM-DATA; boundary=b",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(CONTENT_TYPES), st.sampled_from([b"", b"a=1&b=2", b'{"a": 1}', b"--b\r\nx\r\n--b--\r\n"]))
+def test_no_form_is_what_werkzeug_parses(content_type, body):
+    # errors.check_json_body sets request.form and .files empty when the body is no form:
+    # the very answer of Werkzeug's own parser, whatever the type's spelling
+    app = flask.Flask("no-form")
+    headers = [("Content-Type", content_type)] if content_type else []
+
+    def environ() -> dict:
+        return werkzeug.test.EnvironBuilder("/x", method="POST", data=body, headers=headers).get_environ()
+
+    expected = parsed(flask.Request(environ()))
+    with app.request_context(environ()) as ctx:
+        errors.check_json_body()
+        assert parsed(ctx.request) == expected, content_type
+
+
+def parsed(request: flask.Request) -> tuple:
+    """A request's form and files, or the error parsing them raised (a malformed multipart)."""
+    try:
+        return request.form, request.files
+    except werkzeug.exceptions.HTTPException as e:
+        return (type(e),)
