@@ -184,19 +184,17 @@ def checks() -> PasswordChecks:
 
 
 def lookup(login: str) -> dict:
-    """What the database knows of a login, read once per request.
+    """What the database knows of a login, for its password check (one per request: one
+    kind of credentials, one_kind_of_credentials), kept for user_row (no second query).
 
     uid, login, pword, isadmin, pwchanged (all None for an unknown login), and the
     failed password checks of the throttling windows for this login and this client.
     """
+    # never from the shared cache: it holds no password hash (docs/shared-cache.md)
+    row = db.get_user_login(login=login, address=throttle.client_key())
     state = context.state()
-    memo = state.logins
-    if memo is None:
-        memo = state.logins = {}
-    if login not in memo:
-        # never from the shared cache: it holds no password hash (docs/shared-cache.md)
-        memo[login] = db.get_user_login(login=login, address=throttle.client_key())
-    return memo[login]
+    state.logins = (state.logins or {}) | {login: row}
+    return row
 
 
 def user_row(login: str) -> dict | None:

@@ -299,3 +299,46 @@ def test_hashing_threads_at_the_usual_priority_if_not_allowed(monkeypatch, caplo
     monkeypatch.setattr(os, "setpriority", refused)
     auth.lower_priority()
     assert caplog.messages == ["hashing threads at the usual priority: [Errno 1] Operation not permitted"]
+
+
+@in_process_only
+def test_hash_of_72_bytes_made_before_sha256_still_valid(api):
+    """bcrypt hashes a password of up to 72 bytes itself (every hash stored before the
+    SHA-256 of longer ones was made so): one of exactly 72 bytes, hashed raw by bcrypt
+    outside the app, still logs in."""
+    import bcrypt
+
+    from app import app
+    from database import db
+
+    login, password = unique("b72"), "p" * 70 + "é"  # 72 bytes
+    assert len(password.encode()) == 72
+    with app.test_request_context("/register"):
+        pword = bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()
+        uid = db.add_user(login=login, pword=pword, isadmin=False, now=time.time() - 5)
+        db.commit()
+    try:
+        assert api.get("/whoami", 200, login=None, headers=basic(login, password)).json == login
+    finally:
+        api.delete(f"/users/{uid}", 204, login="calvin")
+
+
+@in_process_only
+def test_login_row_read_once_per_request(api, monkeypatch):
+    """A password check reads its login's row once per request (auth.lookup), however
+    many parts of the request ask for it (the check, the user's row, the throttle)."""
+    import auth
+
+    login, password, uid = register(api, "once", "right-password")
+    reads: list[str] = []
+    original = auth.db.get_user_login
+
+    def counted(**kwargs):
+        reads.append(kwargs["login"])
+        return original(**kwargs)
+
+    monkeypatch.setattr(auth.db, "get_user_login", counted)
+    assert api.get("/whoami", 200, login=None, headers=basic(login, password)).json == login
+    assert reads == [login]
+    monkeypatch.undo()
+    api.delete(f"/users/{uid}", 204, login="calvin")
