@@ -282,3 +282,36 @@ def parsed(request: flask.Request) -> tuple:
         return request.form, request.files
     except werkzeug.exceptions.HTTPException as e:
         return (type(e),)
+
+
+@pytest.mark.parametrize("where", ["second root handler", "kiva", "kiva.audit", "kiva.audit filter", "no propagation"])
+def test_audit_line_reaches_every_handler(where):
+    # with any other logging set-up than the plain one, the line goes through logging:
+    # every handler gets it, a filter sees it, a logger that does not propagate keeps it
+    root, plain, extra = logging.getLogger(), io.StringIO(), io.StringIO()
+    saved, level = root.handlers[:], root.level
+    handler = logging.StreamHandler(plain)
+    handler.setFormatter(logging.Formatter(logging.BASIC_FORMAT))
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    added = logging.StreamHandler(extra)
+    name = {"second root handler": "", "kiva.audit filter": "kiva.audit", "no propagation": "kiva.audit"}.get(where, where)
+    logger = logging.getLogger(name)
+    seen: list[str] = []
+    try:
+        if where == "kiva.audit filter":
+            logger.addFilter(lambda record: seen.append(record.getMessage()) or True)
+        elif where == "no propagation":
+            logger.propagate = False
+            logger.addHandler(added)
+        else:
+            logger.addHandler(added)
+        audit.write("2026-12-02T23:30:00.123+0000 127.0.0.1 calvin GET /things/1 200 0.4")
+    finally:
+        root.handlers[:], root.level = saved, level
+        logger.removeHandler(added)
+        logger.filters.clear()
+        logger.propagate = True
+    line = "calvin GET /things/1 200 0.4"
+    assert (line in plain.getvalue()) == (where != "no propagation"), plain.getvalue()
+    assert line in (seen[0] if seen else extra.getvalue())
