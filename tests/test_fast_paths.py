@@ -295,8 +295,8 @@ def test_audit_line_reaches_every_handler(where):
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
     added = logging.StreamHandler(extra)
-    name = {"second root handler": "", "kiva.audit filter": "kiva.audit", "no propagation": "kiva.audit"}.get(where, where)
-    logger = logging.getLogger(name)
+    names = {"second root handler": "", "kiva.audit filter": "kiva.audit", "no propagation": "kiva.audit"}
+    logger = logging.getLogger(names.get(where, where))
     seen: list[str] = []
     try:
         if where == "kiva.audit filter":
