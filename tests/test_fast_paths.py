@@ -298,9 +298,14 @@ def test_audit_line_reaches_every_handler(where):
     names = {"second root handler": "", "kiva.audit filter": "kiva.audit", "no propagation": "kiva.audit"}
     logger = logging.getLogger(names.get(where, where))
     seen: list[str] = []
+
+    def note(record: logging.LogRecord) -> bool:
+        seen.append(record.getMessage())
+        return True
+
     try:
         if where == "kiva.audit filter":
-            logger.addFilter(lambda record: seen.append(record.getMessage()) or True)
+            logger.addFilter(note)
         elif where == "no propagation":
             logger.propagate = False
             logger.addHandler(added)
