@@ -10,6 +10,7 @@
 import logging
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 
@@ -342,3 +343,45 @@ def test_login_row_read_once_per_request(api, monkeypatch):
     assert reads == [login]
     monkeypatch.undo()
     api.delete(f"/users/{uid}", 204, login="calvin")
+
+
+def test_parallel_checks_of_the_same_password_share_one_bcrypt(monkeypatch):
+    """Parallel requests with the same credentials, each the first of this process, wait
+    for the check under way (in no slot) rather than take a slot each: one bcrypt, the
+    same answer for both."""
+    import auth
+
+    inside, release, waiting = threading.Event(), threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    class App:
+        def check_password(self, password: str, ref: str) -> bool:
+            calls.append(password)
+            inside.set()
+            return release.wait(10)
+
+    class Done(threading.Event):  # a Running's event, telling when someone waits on it
+        def wait(self, timeout: float | None = None) -> bool:
+            waiting.set()
+            return super().wait(timeout)
+
+    class Watched(auth.Running):
+        def __init__(self):
+            super().__init__()
+            self.done = Done()
+
+    monkeypatch.setattr(auth, "Running", Watched)
+    checks = auth.PasswordChecks(slots=2, hash_slots=1, wait=0)
+    answers: list[bool] = []
+    first = threading.Thread(target=lambda: answers.append(checks.verify(App(), "pw", "ref")))  # type: ignore[arg-type]
+    first.start()
+    assert inside.wait(10)
+    second = threading.Thread(target=lambda: answers.append(checks.verify(App(), "pw", "ref")))  # type: ignore[arg-type]
+    second.start()
+    deadline = time.monotonic() + 10
+    while not waiting.is_set() and len(calls) < 2 and time.monotonic() < deadline:  # either, soon
+        time.sleep(0.01)
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert (answers, calls) == ([True, True], ["pw"])
