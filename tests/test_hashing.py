@@ -327,22 +327,31 @@ def test_hash_of_72_bytes_made_before_sha256_still_valid(api):
 @in_process_only
 def test_login_row_read_once_per_request(api, monkeypatch):
     """A password check reads its login's row once per request (auth.lookup), however
-    many parts of the request ask for it (the check, the user's row, the throttle)."""
+    many parts of the request ask for it (the check, the user's row, the throttle): one
+    query, the user's row not read again."""
     import auth
 
     login, password, uid = register(api, "once", "right-password")
-    reads: list[str] = []
-    original = auth.db.get_user_login
+    reads: list[tuple[str, str]] = []
 
-    def counted(**kwargs):
-        reads.append(kwargs["login"])
-        return original(**kwargs)
+    def counted(query: str):
+        original = getattr(auth.db, query)
 
-    monkeypatch.setattr(auth.db, "get_user_login", counted)
-    assert api.get("/whoami", 200, login=None, headers=basic(login, password)).json == login
-    assert reads == [login]
-    monkeypatch.undo()
-    api.delete(f"/users/{uid}", 204, login="calvin")
+        def read(**kwargs):
+            reads.append((query, kwargs["login"]))
+            return original(**kwargs)
+
+        monkeypatch.setattr(auth.db, query, read)
+
+    counted("get_user_login")  # with the hash and the throttling counts: a password check's
+    counted("get_user")  # the user's row alone: what user_row reads when no check read it
+    try:
+        # GET /login reads the user's row after the check (wait_for_a_new_token_second)
+        assert api.get("/login", 200, login=None, headers=basic(login, password)).json.count(":") == 3
+        assert reads == [("get_user_login", login)]
+    finally:
+        monkeypatch.undo()
+        api.delete(f"/users/{uid}", 204, login="calvin")
 
 
 def test_parallel_checks_of_the_same_password_share_one_bcrypt(monkeypatch):
