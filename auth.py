@@ -184,8 +184,9 @@ def checks() -> PasswordChecks:
 
 
 def lookup(login: str) -> dict:
-    """What the database knows of a login, for its password check (one per request: one
-    kind of credentials, one_kind_of_credentials), kept for user_row (no second query).
+    """What the database knows of a login, read for each of its password checks (one per
+    request, two when a password-authenticated user confirms a change with its current
+    password), kept for user_row (no second query).
 
     uid, login, pword, isadmin, pwchanged (all None for an unknown login), and the
     failed password checks of the throttling windows for this login and this client.
