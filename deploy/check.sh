@@ -78,6 +78,12 @@ deploy DB_INIT=demo
 echo "KIVA_METRICS_TOKEN=${KIVA_METRICS_TOKEN:?the scrape token of the tests}" >>"$dir/kiva.env"
 $make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
 if [ "$part" = suite ]; then  # ---- make test-apache (make check)
+# every daemon process loads the app as it starts, not at its first request (only the
+# start's one GET /version was sent): each logs the demo users' warning as it loads
+warned() { grep -c "demo user calvin has its public password" "$dir/apache/kiva-error.log" || true; }
+for _ in $(seq 1 300); do [ "$(warned)" -ge "${APACHE_PROCESSES:-2}" ] && break; sleep 0.1; done
+[ "$(warned)" -ge "${APACHE_PROCESSES:-2}" ] ||
+  fail "$(warned) of ${APACHE_PROCESSES:-2} daemon processes loaded the app before their first request"
 echo "$name: the external test suite through Apache at $api"
 # the audit tests read the app's log lines: the virtual host's error log, whose
 # "[pid N:…]" prefixes show test_freshness.py which of the processes answered
