@@ -80,15 +80,15 @@ $make apache-start DEPLOY_TARGET="$dir" APACHE_PORT="$port"
 if [ "$part" = suite ]; then  # ---- make test-apache (make check)
 # every daemon process loads the app as it starts, not at its first request (only the
 # start's one GET /version was sent): each logs the demo users' warning as it loads
+processes=${APACHE_PROCESSES:-2}
 warned() { grep -c "demo user calvin has its public password" "$dir/apache/kiva-error.log" || true; }
-for _ in $(seq 1 300); do [ "$(warned)" -ge "${APACHE_PROCESSES:-2}" ] && break; sleep 0.1; done
-[ "$(warned)" -ge "${APACHE_PROCESSES:-2}" ] ||
-  fail "$(warned) of ${APACHE_PROCESSES:-2} daemon processes loaded the app before their first request"
+for _ in $(seq 1 300); do [ "$(warned)" -ge "$processes" ] && break; sleep 0.1; done
+[ "$(warned)" -ge "$processes" ] || fail "$(warned) of $processes daemon processes loaded the app before their first request"
 echo "$name: the external test suite through Apache at $api"
 # the audit tests read the app's log lines: the virtual host's error log, whose
 # "[pid N:…]" prefixes show test_freshness.py which of the processes answered
 # (KIVA_DEPLOYED: the production configuration, server.conf, whose bcrypt cost is checked)
-KIVA_AUDIT_LOG=$dir/apache/kiva-error.log KIVA_SERVER_PROCESSES=${APACHE_PROCESSES:-2} KIVA_DEPLOYED=1 FLASK_TESTER_APP=$api \
+KIVA_AUDIT_LOG=$dir/apache/kiva-error.log KIVA_SERVER_PROCESSES=$processes KIVA_DEPLOYED=1 FLASK_TESTER_APP=$api \
   ${PYTEST:-venv/bin/pytest}
 
 echo "$name: security of the deployment"
