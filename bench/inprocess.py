@@ -15,7 +15,7 @@ os.environ.setdefault("APP_CONFIG", os.path.join(HERE, "server.conf"))
 
 from app import app  # noqa: E402
 
-ENVIRONS: dict[str, dict] = {}
+ENVIRONS: dict[tuple, dict] = {}  # by path and headers: a token GET and a basic GET of one path differ
 
 
 def make_environ(path: str, headers: dict) -> dict:
@@ -26,7 +26,8 @@ def make_environ(path: str, headers: dict) -> dict:
 
 def wsgi_get(path: str, headers: dict) -> tuple[str, bytes]:
     """One GET through the WSGI application itself, as mod_wsgi calls it (no test client)."""
-    environ = dict(ENVIRONS.get(path) or ENVIRONS.setdefault(path, make_environ(path, headers)))
+    key = (path, *sorted(headers.items()))
+    environ = dict(ENVIRONS.get(key) or ENVIRONS.setdefault(key, make_environ(path, headers)))
     environ["wsgi.input"] = io.BytesIO(b"")
     status = []
     body = app(environ, lambda s, h, e=None: status.append(s))

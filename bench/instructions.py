@@ -11,14 +11,16 @@ requests alone (Python, Flask, FlaskSimpleAuth, psycopg and libpq client side; n
 PostgreSQL, not mod_wsgi, not the kernel). Unlike CPU time, the count does not move
 with the load of the machine: a change of a few percent shows.
 
-Scenarios: the open GET /stuff/<sid>, the token GET /things/<tid>, the POST /stuff +
-DELETE /stuff/<sid> pair (one "request" is one pair). INSTR_SCENARIOS chooses some.
+Scenarios: the open GET /stuff/<sid>, the token GET /things/<tid>, the basic GET
+/things/<tid> (without a device cookie, as wrk sends it), the POST /stuff + DELETE
+/stuff/<sid> pair (one "request" is one pair). INSTR_SCENARIOS chooses some.
 
 INSTR_WITHOUT (comma-separated `module.function` names, e.g. `audit.audit_line`) takes
 these hooks out of app.py's BEFORE_REQUEST / AFTER_REQUEST lists: what each hook costs
 is the difference (bench/RESULTS.md's table of the parts).
 """
 
+import base64
 import glob
 import io
 import itertools
@@ -32,7 +34,7 @@ from inprocess import app, make_environ, token_and_thing, wsgi_get
 import app as kiva
 
 REQUESTS = int(os.environ.get("INSTR_REQUESTS", "200"))
-SCENARIOS = os.environ.get("INSTR_SCENARIOS", "open,token,writes").split(",")
+SCENARIOS = os.environ.get("INSTR_SCENARIOS", "open,token,basic,writes").split(",")
 OUT = os.environ["INSTR_OUT"]  # callgrind's --callgrind-out-file: the dumps are OUT.1, OUT.2…
 for handler in logging.getLogger().handlers:
     handler.stream = open(os.devnull, "w")  # type: ignore[attr-defined]
@@ -77,14 +79,17 @@ def callgrind(*args: str):
 def main():
     token, tid = token_and_thing()
     sid = app.test_client().get("/stuff?limit=1").json[0]["sid"]
+    basic = {"Authorization": "Basic " + base64.b64encode(b"calvin:hobbes").decode()}
     runs = {
         "open": lambda: wsgi_get(f"/stuff/{sid}", {}),
         "token": lambda: wsgi_get(f"/things/{tid}", token),
+        "basic": lambda: wsgi_get(f"/things/{tid}", basic),
         "writes": write_pair,
     }
     labels = {
         "open": "open GET /stuff/<sid>",
         "token": "token GET /things/<tid>",
+        "basic": "basic GET /things/<tid> (no device cookie, as wrk)",
         "writes": "POST /stuff + DELETE /stuff/<sid> pair",
     }
     for scenario in SCENARIOS:

@@ -113,3 +113,62 @@ def test_device_cookie_format():
         with app.test_request_context("/login", headers={"Cookie": f"{throttle.DEVICE_COOKIE}={cookie}"}):
             assert throttle.device("susie", row) == expected, salt
             assert throttle.device("calvin", row) is None  # another login's device
+
+
+@pytest.mark.skipif(EXTERNAL, reason="the app's hooks: in-process only")
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_device_cookie_header_is_werkzeugs(scheme):
+    """The device cookie's Set-Cookie header, built from attributes made once a second,
+    is the one Werkzeug's set_cookie writes for the same value (Expires, Max-Age, Secure
+    over HTTPS only, HttpOnly, Path, SameSite), and its value reads back as the device."""
+    import flask
+
+    from app import app
+    from production import context, throttle
+
+    with app.test_request_context("/login", base_url=f"{scheme}://kiva.test"):
+        for _ in range(3):  # both built within one second (Expires is to the second)
+            second = int(time.time())
+            context.state().new_device = "susie"
+            built = throttle.device_cookie(flask.Response()).headers.get_all("Set-Cookie")
+            value = built[0].partition(";")[0].partition("=")[2]
+            expected = flask.Response()
+            expected.set_cookie(
+                throttle.DEVICE_COOKIE,
+                value,
+                max_age=365 * 86400,
+                secure=scheme == "https",
+                httponly=True,
+                samesite="Strict",
+            )
+            if int(time.time()) == second:
+                break
+        assert built == expected.headers.get_all("Set-Cookie")
+        assert ("; Secure;" in built[0]) == (scheme == "https")
+    with app.test_request_context("/login", headers={"Cookie": f"{throttle.DEVICE_COOKIE}={value}"}):
+        assert throttle.device("susie", {"uid": 3, "pwchanged": time.time() - 10}) is not None
+
+
+@pytest.mark.skipif(EXTERNAL, reason="the app's device secret: in-process only")
+@pytest.mark.parametrize("login", ["susie", "élève-été", "a" * 200])
+def test_device_value_reads_back(login):
+    """A device cookie's value made without zlib is itsdangerous's own: the same bytes as
+    serializer().dumps for a payload zlib cannot shorten, and read back by loads() as the
+    login and a new random id in every case (a long repetitive login, which zlib does
+    shorten, included)."""
+    from app import app
+    from production import throttle
+
+    with app.test_request_context("/login"):
+        serializer = throttle.serializer()
+        for _ in range(3):  # both signed within one second (the timestamp is to the second)
+            second = int(time.time())
+            value = throttle.device_value(login)
+            device_id = serializer.loads(value)[1]
+            same = serializer.dumps([login, device_id])
+            if int(time.time()) == second:
+                break
+        assert serializer.loads(value, max_age=10) == [login, device_id] and len(device_id) == 32
+        if len(login) < 100:
+            assert value == same
+        assert throttle.device_value(login) != value  # a new id each time
