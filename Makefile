@@ -416,9 +416,7 @@ apache-stop:
 # BENCH_CACHE_PORT (in-process cache variant), BENCH_FRAMEWORK_PORT (Flask and
 # FlaskSimpleAuth floors) and BENCH_SMALL_PORT (the app on the small database);
 # BENCH_ROUNDS interleaved rounds of BENCH_DURATION seconds per scenario; the issue #24
-# targets as `target NAME: VALUE (goal …) met|missed`; about 14 minutes; not in make check.
-# The CPU ratios and the list pages' growth come from pairs run at the same time (bench.py's
-# paired_cpu); BENCH_PAIRED=0: from runs one after the other, as before round 7.
+# targets as `target NAME: VALUE (goal …) met|missed`; about 10 minutes; not in make check.
 # BENCH_COMPARE_URL=<url> BENCH_COMPARE_AUTH=<Authorization value>: an outside server's GET,
 # measured in the same rounds as Kiva's token GET (`ratio token_vs_compare`); exported, not
 # written in the recipe, so that make never echoes the header's secret; BENCH_COMPARE_PIDFILE=

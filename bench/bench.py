@@ -64,10 +64,6 @@ PROCESSES = int(env("BENCH_PROCESSES", "2"))
 THREADS = int(env("BENCH_THREADS", "4"))
 DURATION = int(env("BENCH_DURATION", "4"))  # seconds per wrk run
 ROUNDS = int(env("BENCH_ROUNDS", "7"))  # interleaved rounds of the main scenarios
-# the CPU ratios of the targets from pairs run at the same time (paired_cpu); 0: from the
-# scenarios run one after the other, as before round 7
-PAIRED = env("BENCH_PAIRED", "1") == "1"
-PAIRED_CONNECTIONS = int(env("BENCH_PAIRED_CONNECTIONS", "2"))  # each of the two
 LIST_ROUNDS = int(env("BENCH_LIST_ROUNDS", "5"))
 LIST_CONNECTIONS = int(env("BENCH_LIST_CONNECTIONS", "2"))
 # p99 of a list page is its 1 % slowest: 8 s gives about 70 of them per run, half as noisy as 4 s
@@ -301,83 +297,59 @@ def wrk(
     e = dict(os.environ, BENCH_MODE=mode, BENCH_N=str(n), BENCH_AUTH=auth, BENCH_PREFIX=prefix, BENCH_PATH=path)
     if target == "":
         return wrk_outside(name, url, e, duration, connections)
-    return wrk_together([(name, target, port, e, connections, floor)], duration)[0]
-
-
-def wrk_together(runs: list[tuple[str, str, int, dict, int, bool]], duration: int = DURATION) -> list[dict]:
-    """wrk on one or more of our servers at the same time, each run (name, server folder,
-    port, wrk.lua's environment, connections, floor?) measured over the same seconds: the
-    CPU per request of each server's mod_wsgi daemons; the database's CPU per request
-    only for a run alone (with two, whose queries it served is not known: None)."""
-    started = []
-    for name, target, port, e, connections, floor in runs:
-        url = f"http://127.0.0.1:{port}"
-        threads = min(WRK_THREADS, connections)
-        cmd = ["wrk", f"-t{threads}", f"-c{connections}", "-s", os.path.join(BENCH, "wrk.lua"), "--latency", url]
-        started.append((name, target, e, floor, cmd))
+    url = f"http://127.0.0.1:{port}"
+    threads = min(WRK_THREADS, connections)
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", "-s", os.path.join(BENCH, "wrk.lua"), "--latency", url]
     if WARMUP:
-        warm = [
-            subprocess.Popen([c[0], f"-d{WARMUP}s", *c[1:]], env=e, stdout=subprocess.DEVNULL)
-            for *_, e, _, c in started
-        ]
-        for w in warm:
-            w.wait()
-    app_pids = [wsgi_pids(target) for _, target, *_ in started]
-    # Apache's workers and mod_wsgi's daemons
-    trees = [descendants(pidfile(os.path.join(target, "apache", "httpd.pid"))) for _, target, *_ in started]
+        subprocess.run([*cmd[:1], f"-d{WARMUP}s", *cmd[1:]], env=e, capture_output=True)
+    app_pids = wsgi_pids(target)
+    tree = descendants(pidfile(os.path.join(target, "apache", "httpd.pid")))  # Apache's workers and mod_wsgi's
     pg_pids = descendants(pidfile(os.path.join(PG_DIR, "data", "postmaster.pid")))
-    accesses = [os.path.join(target, "apache", "kiva-access.log") for _, target, *_ in started]
-    offsets = [os.path.getsize(access) for access in accesses]
+    access = os.path.join(target, "apache", "kiva-access.log")
+    offset = os.path.getsize(access)
     load0 = os.getloadavg()[0]
-    app0, tree0, pg0 = [cpu_ticks(p) for p in app_pids], [cpu_ticks(t) for t in trees], cpu_ticks(pg_pids)
-    procs = [
-        subprocess.Popen([c[0], f"-d{duration}s", "--timeout", "5s", *c[1:]], env=e, stdout=subprocess.PIPE, text=True)
-        for _, _, e, _, c in started
-    ]
-    outs = [p.communicate()[0] for p in procs]
-    app1, tree1, pg1 = [cpu_ticks(p) for p in app_pids], [cpu_ticks(t) for t in trees], cpu_ticks(pg_pids)
+    app0, pg0, tree0 = cpu_ticks(app_pids), cpu_ticks(pg_pids), cpu_ticks(tree)
+    out = subprocess.run(
+        [cmd[0], f"-d{duration}s", "--timeout", "5s", *cmd[1:]], env=e, capture_output=True, text=True
+    ).stdout
+    app1, pg1, tree1 = cpu_ticks(app_pids), cpu_ticks(pg_pids), cpu_ticks(tree)
     time.sleep(0.3)  # let Apache write its last access lines
-    results = []
-    for i, (name, target, _, floor, _) in enumerate(started):
-        statuses: dict[str, int] = {}
-        with open(accesses[i], "rb") as f:
-            f.seek(offsets[i])
-            for line in f:
-                status = re.search(rb'" (\d{3}) ', line)
-                if status:
-                    statuses[status.group(1).decode()] = statuses.get(status.group(1).decode(), 0) + 1
-        m = re.search(r"BENCH_JSON (\{.*\})", outs[i])
-        if not m:
-            raise SystemExit(f"bench: no result from wrk for {name}:\n{outs[i]}")
-        r = json.loads(m.group(1))
-        reqs = max(r["requests"], 1)
-        rss = wsgi_rss_mb(pidfile(os.path.join(target, "apache", "httpd.pid")))
-        bad = sum(c for s, c in statuses.items() if not s.startswith("2"))
-        res = {
-            "name": name,
-            "rps": r["requests"] / (r["duration_us"] / 1e6),
-            "p50": r["p50_us"] / 1000,
-            "p99": r["p99_us"] / 1000,
-            # socket errors, and non-2xx answers (wrk's count and the access log's: the larger)
-            "errors": r["connect"] + r["read"] + r["write"] + r["timeout"] + max(r["status"], bad),
-            "5xx": sum(c for s, c in statuses.items() if s.startswith("5")),
-            "statuses": statuses,
-            "app_ms": (app1[i] - app0[i]) / TICK * 1000 / reqs,
-            "db_ms": (pg1 - pg0) / TICK * 1000 / reqs if len(started) == 1 else None,
-            # the whole HTTP server, to compare with another
-            "server_ms": (tree1[i] - tree0[i]) / TICK * 1000 / reqs,
-            "rss": sum(rss) / len(rss) if rss else 0.0,
-            "load": load0,
-        }
-        if floor and (bad or res["errors"]):
-            raise SystemExit(f"bench: the floor of {name} failed: statuses {statuses}; see {target}/apache/error.log")
-        db = f" db {res['db_ms']:.2f} ms/req" if res["db_ms"] is not None else ""
-        log(
-            f"{name}: {res['rps']:.0f} req/s p50 {res['p50']:.1f} ms p99 {res['p99']:.1f} ms "
-            f"app {res['app_ms']:.2f} ms/req{db} statuses {statuses} load {load0:.1f}"
-        )
-        results.append(res)
-    return results
+    statuses: dict[str, int] = {}
+    with open(access, "rb") as f:
+        f.seek(offset)
+        for line in f:
+            status = re.search(rb'" (\d{3}) ', line)
+            if status:
+                statuses[status.group(1).decode()] = statuses.get(status.group(1).decode(), 0) + 1
+    m = re.search(r"BENCH_JSON (\{.*\})", out)
+    if not m:
+        raise SystemExit(f"bench: no result from wrk for {name}:\n{out}")
+    r = json.loads(m.group(1))
+    reqs = max(r["requests"], 1)
+    rss = wsgi_rss_mb(pidfile(os.path.join(target, "apache", "httpd.pid")))
+    bad = sum(c for s, c in statuses.items() if not s.startswith("2"))
+    res = {
+        "name": name,
+        "rps": r["requests"] / (r["duration_us"] / 1e6),
+        "p50": r["p50_us"] / 1000,
+        "p99": r["p99_us"] / 1000,
+        # socket errors, and non-2xx answers (wrk's count and the access log's: the larger)
+        "errors": r["connect"] + r["read"] + r["write"] + r["timeout"] + max(r["status"], bad),
+        "5xx": sum(c for s, c in statuses.items() if s.startswith("5")),
+        "statuses": statuses,
+        "app_ms": (app1 - app0) / TICK * 1000 / reqs,
+        "db_ms": (pg1 - pg0) / TICK * 1000 / reqs,
+        "server_ms": (tree1 - tree0) / TICK * 1000 / reqs,  # the whole HTTP server, to compare with another
+        "rss": sum(rss) / len(rss) if rss else 0.0,
+        "load": load0,
+    }
+    if floor and (bad or res["errors"]):
+        raise SystemExit(f"bench: the floor of {name} failed: statuses {statuses}; see {target}/apache/error.log")
+    log(
+        f"{name}: {res['rps']:.0f} req/s p50 {res['p50']:.1f} ms p99 {res['p99']:.1f} ms "
+        f"app {res['app_ms']:.2f} ms/req db {res['db_ms']:.2f} ms/req statuses {statuses} load {load0:.1f}"
+    )
+    return res
 
 
 def wrk_outside(name: str, url: str, e: dict, duration: int, connections: int) -> dict:
@@ -586,20 +558,8 @@ def main():
         log(f"list round {r + 1}/{LIST_ROUNDS}")
         this: dict[tuple[str, int], dict] = {}
         sizes = ((SMALL_N, "small"), (LARGE_N, "app"))
-        kinds = (("stuff", "stuff_list", ""), ("things", "things_list", creds["token"]))
-        if PAIRED:  # both sizes of a list at the same time: the same seconds of the machine for both
-            for kind, mode, auth in kinds if r % 2 == 0 else kinds[::-1]:
-                runs = []
-                for n, server in sizes:
-                    target, port = servers[server]
-                    e = dict(os.environ, BENCH_MODE=mode, BENCH_N=str(n), BENCH_AUTH=auth, BENCH_PREFIX="/api")
-                    label = f"paired: GET /{kind}?…&limit=100 N={n}, {LIST_CONNECTIONS} connections"
-                    runs.append((label, target, port, e, LIST_CONNECTIONS, False))
-                this[(kind, SMALL_N)], this[(kind, LARGE_N)] = wrk_together(runs, LIST_DURATION)
-            lists.append(this)
-            continue
         for n, server in sizes if r % 2 == 0 else sizes[::-1]:
-            for kind, mode, auth in kinds:
+            for kind, mode, auth in (("stuff", "stuff_list", ""), ("things", "things_list", creds["token"])):
                 label = f"GET /{kind}?…&limit=100 N={n}, {LIST_CONNECTIONS} connections"
                 target, port = servers[server]
                 this[(kind, n)] = wrk(
@@ -610,7 +570,6 @@ def main():
     # the main scenarios at the largest N, interleaved: every round runs each once, each
     # round in another order, so that a neighbour's burst of load hits all of them alike
     rounds: list[dict[str, dict]] = []
-    paired: list[dict[str, float]] = []  # each round's CPU ratios measured in pairs (paired_cpu)
     for r in range(ROUNDS):
         log(f"round {r + 1}/{ROUNDS}")
         this_round: dict[str, dict] = {}
@@ -624,36 +583,12 @@ def main():
                 f"{label} N={n}", target, port, mode, n, auth=creds[cred], prefix=prefix, floor=server in FLOORS
             )
         rounds.append(this_round)
-        if PAIRED:
-            paired.append(paired_cpu(scenarios, servers, creds, n, r))
     app_rss = wsgi_rss_mb(pidfile(os.path.join(APP_DIR, "apache", "httpd.pid")))
     floor_rss = wsgi_rss_mb(pidfile(os.path.join(FLOOR_DIR, "apache", "httpd.pid")))
     for target, port in servers.values():
         apache("stop", target, port)
     tps = pgbench() if PGBENCH else None
-    report(scenarios, rounds, lists, tps, app_rss, floor_rss, load_s, compare, paired)
-
-
-def paired_cpu(scenarios: list[tuple], servers: dict, creds: dict, n: int, r: int) -> dict[str, float]:
-    """Each CPU ratio of CPU_RATIOS with its two scenarios run at the same time, on their
-    two servers, each with half the connections: both measured over the same seconds, so
-    that what the machine does meanwhile (its other guests, its frequency, the database's
-    background work) weighs on both alike, which two runs one after the other cannot
-    give (bench/RESULTS.md, round 7). Each round in another order."""
-    by_key = {s[0]: s for s in scenarios}
-    names = [name for name, (a, b) in CPU_RATIOS.items() if a in by_key and b in by_key]
-    ratios = {}
-    for name in names[r % len(names) :] + names[: r % len(names)]:
-        runs = []
-        for key in CPU_RATIOS[name]:
-            _, label, server, mode, cred, prefix = by_key[key]
-            target, port = servers[server]
-            e = dict(os.environ, BENCH_MODE=mode, BENCH_N=str(n), BENCH_AUTH=creds[cred], BENCH_PREFIX=prefix)
-            e["BENCH_RUN"] = key
-            runs.append((f"paired: {label} N={n}", target, port, e, PAIRED_CONNECTIONS, server in FLOORS))
-        a, b = wrk_together(runs)
-        ratios[name] = a["app_ms"] / b["app_ms"] if b["app_ms"] > 0 else float("nan")
-    return ratios
+    report(scenarios, rounds, lists, tps, app_rss, floor_rss, load_s, compare)
 
 
 def ms(values: list[float | None], with_range: bool = False) -> str:
@@ -664,7 +599,7 @@ def ms(values: list[float | None], with_range: bool = False) -> str:
     return f"{median(vs):.2f} ({min(vs):.2f}–{max(vs):.2f})" if with_range else f"{median(vs):.2f}"
 
 
-def report(scenarios, rounds, lists, tps, app_rss, floor_rss, load_s, compare=None, paired=None):
+def report(scenarios, rounds, lists, tps, app_rss, floor_rss, load_s, compare=None):
     n = NS[-1]
     loads = [r["load"] for rd in rounds for r in rd.values()]
     say(f"# Kiva benchmark, {time.strftime('%Y-%m-%d %H:%M %Z')}")
@@ -701,8 +636,7 @@ def report(scenarios, rounds, lists, tps, app_rss, floor_rss, load_s, compare=No
     say()
     say(
         f"list pages, {LIST_ROUNDS} interleaved rounds, N={SMALL_N} and N={LARGE_N} side by side "
-        f"(two databases{', both sizes at the same time' if PAIRED else ''}), {LIST_CONNECTIONS} connections, "
-        f"{LIST_DURATION}s each: median (min–max)"
+        f"(two databases), {LIST_CONNECTIONS} connections, {LIST_DURATION}s each: median (min–max)"
     )
     say()
     say("| scenario | req/s | p50 ms | p99 ms | errors | app CPU ms/req | db CPU ms/req |")
@@ -714,7 +648,7 @@ def report(scenarios, rounds, lists, tps, app_rss, floor_rss, load_s, compare=No
             f"| GET /{key[0]}?…&limit=100 N={key[1]} | {median([r['rps'] for r in rs]):.0f} "
             f"| {median([r['p50'] for r in rs]):.2f} | {median(p99):.2f} ({min(p99):.2f}–{max(p99):.2f}) "
             f"| {sum(r['errors'] for r in rs)} | {median([r['app_ms'] for r in rs]):.2f} "
-            f"| {ms([r['db_ms'] for r in rs])} |"
+            f"| {median([r['db_ms'] for r in rs]):.2f} |"
         )
     say()
     keys = {s[0] for s in scenarios}
@@ -728,17 +662,10 @@ def report(scenarios, rounds, lists, tps, app_rss, floor_rss, load_s, compare=No
     # app CPU per request over a floor's, in each round, then medianed: the steadiest figures
     # (CPU is what Kiva's code spends; req/s moves with what else the machine runs)
     cpu: dict[str, float] = {}
-    say("app CPU per request over the floor's, the two run one after the other, in each round, then medianed:")
+    say("app CPU per request over the floor's, computed in each round, then medianed (min–max):")
     for name, (a, b) in CPU_RATIOS.items():
         if a in keys and b in keys:
             per_round = [rd[a]["app_ms"] / rd[b]["app_ms"] for rd in rounds if rd[b]["app_ms"] > 0]
-            cpu[name] = median(per_round)
-            say(f"cpu {name}{'_sequential' if paired else ''}: {cpu[name]:.2f} ({spread(per_round)})")
-    if paired:
-        # the targets' figures: the two measured over the same seconds (paired_cpu)
-        say("the same, the two run at the same time with half the connections each (paired_cpu): the targets'")
-        for name in paired[0]:
-            per_round = [p[name] for p in paired]
             cpu[name] = median(per_round)
             say(f"cpu {name}: {cpu[name]:.2f} ({spread(per_round)})")
     if "compare" in keys and rounds[0]["compare"]["server_ms"] is not None:

@@ -14,8 +14,6 @@ if auth and auth ~= "" then headers["Authorization"] = auth end
 local letters = { "A", "B", "C", "D" }
 local counter, pending = 0, {}
 tid = 0  -- global: thread:set() gives each thread its own
--- which wrk this is: two running at once (bench.py's paired_cpu) seed alike, their names must differ
-run = os.getenv("BENCH_RUN") or "0"
 
 function setup(thread)
   tid = tid + 1
@@ -41,7 +39,7 @@ function request()
     local sid = table.remove(pending)
     if sid then return wrk.format("DELETE", prefix .. "/stuff/" .. sid, headers) end
     counter = counter + 1
-    local body = "stuff=bench-" .. run .. "-" .. tid .. "-" .. os.time() .. "-" .. math.random(1, 1e9) .. "-" .. counter
+    local body = "stuff=bench-" .. tid .. "-" .. os.time() .. "-" .. math.random(1, 1e9) .. "-" .. counter
     local h = { ["Content-Type"] = "application/x-www-form-urlencoded" }
     return wrk.format("POST", prefix .. "/stuff", h, body)
   end
