@@ -72,6 +72,7 @@ $run_as
 LoadModule mpm_event_module $modules/mod_mpm_event.so
 LoadModule authz_core_module $modules/mod_authz_core.so
 LoadModule reqtimeout_module $modules/mod_reqtimeout.so
+LoadModule headers_module $modules/mod_headers.so
 LoadModule wsgi_module $modules/mod_wsgi.so
 StartServers 1
 WSGISocketPrefix "$run/wsgi"

@@ -61,16 +61,15 @@ def test_an_undeclared_method_is_a_405_before_any_other_check(raw):
     ]:
         for method, path in [("TRACE", "/login"), ("DELETE", "/stuff"), ("POST", "/stuff/1"), ("BREW", "/users")]:
             res = raw.request(method, path, headers=headers, data=body)
-            if method == "TRACE" and EXTERNAL and res.headers.get("Content-Type", "").startswith("text/html"):
-                # Apache answers TRACE itself (TraceEnable Off: no echo of the request,
-                # cookies included), before any module: its own 405, not the app's
-                assert res.status_code == 405 and "Allow" in res.headers
-                continue
+            # through Apache, TRACE is answered by Apache itself (TraceEnable Off: no echo of
+            # the request, cookies included), before any module: a JSON 405 all the same
+            assert res.headers["Content-Type"] == "application/json", (method, res.headers)
             assert (res.status_code, res.json_body) == (
                 405,
                 {"error": "The method is not allowed for the requested URL."},
             )
-            assert res.headers["Allow"]
+            # Apache's own 405 cannot know the route's methods: its Allow is empty (RFC 9110 allows it)
+            assert res.headers["Allow"] or (method == "TRACE" and EXTERNAL), (method, path)
     res = raw.request("BREW", "/no/such/route", headers={"Sec-Fetch-Site": "cross-site"})
     assert (res.status_code, res.json_body["error"][:18]) == (404, "The requested URL ")
 
