@@ -451,9 +451,10 @@ bench-profile: venv-dev
 	export APP_CONFIG=server.conf KIVA_DB="$(call PG_URL,kiva_profile)" APP_SECRET=$(TEST_SECRET); \
 	$(BIN)/flask --app app db-init && $(BIN)/python bench/cpu_profile.py
 
-# instructions per request (open GET /stuff/<sid>, token GET /things/<tid>, POST + DELETE
-# pair) under callgrind (bench/instructions.py): repeatable to about 0.3 %, whatever the
-# load of the machine; a few minutes. INSTR_WITHOUT=audit.audit_line,… takes hooks out.
+# instructions per request (open GET /stuff/<sid>, token and basic GET /things/<tid>, POST +
+# DELETE pair, and make bench's floors) under callgrind (bench/instructions.py), and their
+# ratios over the floors: repeatable to about 0.3 %, whatever the load of the machine; a
+# few minutes. INSTR_WITHOUT=audit.audit_line,… takes hooks out.
 INSTR_LOCAL_CACHE ?= 1
 bench-instructions: venv-dev
 	PG_DB=kiva_profile scripts/pg.sh start

@@ -24,13 +24,14 @@ def make_environ(path: str, headers: dict) -> dict:
     return EnvironBuilder(path=path, headers=headers, environ_base={"REMOTE_ADDR": "127.0.0.1"}).get_environ()
 
 
-def wsgi_get(path: str, headers: dict) -> tuple[str, bytes]:
-    """One GET through the WSGI application itself, as mod_wsgi calls it (no test client)."""
+def wsgi_get(path: str, headers: dict, application=app) -> tuple[str, bytes]:
+    """One GET through a WSGI application itself (Kiva's by default), as mod_wsgi calls it
+    (no test client)."""
     key = (path, *sorted(headers.items()))
     environ = dict(ENVIRONS.get(key) or ENVIRONS.setdefault(key, make_environ(path, headers)))
     environ["wsgi.input"] = io.BytesIO(b"")
     status = []
-    body = app(environ, lambda s, h, e=None: status.append(s))
+    body = application(environ, lambda s, h, e=None: status.append(s))
     try:
         data = b"".join(body)
     finally:

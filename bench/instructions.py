@@ -13,7 +13,12 @@ with the load of the machine: a change of a few percent shows.
 
 Scenarios: the open GET /stuff/<sid>, the token GET /things/<tid>, the basic GET
 /things/<tid> (without a device cookie, as wrk sends it), the POST /stuff + DELETE
-/stuff/<sid> pair (one "request" is one pair). INSTR_SCENARIOS chooses some.
+/stuff/<sid> pair (one "request" is one pair); and the floors of `make bench`, loaded
+here as mod_wsgi loads them: the raw WSGI GET /things/<tid> and write pair (floor.wsgi),
+the bare Flask and the FlaskSimpleAuth token GET (flask_floor.wsgi). INSTR_SCENARIOS
+chooses some. Then `ratio NAME_instr_floors`: the instructions of a scenario over its
+floor's, `make bench`'s CPU ratios without the kernel's share (system calls, the socket
+round trips) and without the machine's weather: two runs agree to about 0.01.
 
 INSTR_WITHOUT (comma-separated `module.function` names, e.g. `audit.audit_line`) takes
 these hooks out of app.py's BEFORE_REQUEST / AFTER_REQUEST lists: what each hook costs
@@ -26,15 +31,18 @@ import io
 import itertools
 import logging
 import os
+import runpy
+import shutil
 import subprocess
+import tempfile
 import time
 
-from inprocess import app, make_environ, token_and_thing, wsgi_get
+from inprocess import HERE, app, make_environ, token_and_thing, wsgi_get
 
 import app as kiva
 
 REQUESTS = int(os.environ.get("INSTR_REQUESTS", "200"))
-SCENARIOS = os.environ.get("INSTR_SCENARIOS", "open,token,basic,writes").split(",")
+SCENARIOS = os.environ.get("INSTR_SCENARIOS", "floor,flask,fsa,open,token,basic,writes,floor_writes").split(",")
 OUT = os.environ["INSTR_OUT"]  # callgrind's --callgrind-out-file: the dumps are OUT.1, OUT.2…
 for handler in logging.getLogger().handlers:
     handler.stream = open(os.devnull, "w")  # type: ignore[attr-defined]
@@ -47,14 +55,16 @@ for name in filter(None, os.environ.get("INSTR_WITHOUT", "").split(",")):
 COUNTER = itertools.count()
 
 
-def wsgi_call(method: str, path: str, body: bytes = b"", content_type: str | None = None) -> tuple[str, bytes]:
+def wsgi_call(
+    method: str, path: str, body: bytes = b"", content_type: str | None = None, application=app
+) -> tuple[str, bytes]:
     environ = make_environ(path, {})
     environ["REQUEST_METHOD"] = method
     environ["wsgi.input"] = io.BytesIO(body)
     if content_type:
         environ["CONTENT_TYPE"], environ["CONTENT_LENGTH"] = content_type, str(len(body))
     status = []
-    res = app(environ, lambda s, h, e=None: status.append(s))
+    res = application(environ, lambda s, h, e=None: status.append(s))
     try:
         data = b"".join(res)
     finally:
@@ -62,14 +72,42 @@ def wsgi_call(method: str, path: str, body: bytes = b"", content_type: str | Non
     return status[0], data
 
 
-def write_pair():
+def write_pair(application=app):
     """POST /stuff then DELETE /stuff/<sid>, as the benchmark's writes (a form body)."""
     body = f"stuff=instr-{os.getpid()}-{time.time()}-{next(COUNTER)}".encode()
-    status, data = wsgi_call("POST", "/stuff", body, "application/x-www-form-urlencoded")
+    status, data = wsgi_call("POST", "/stuff", body, "application/x-www-form-urlencoded", application)
     assert status.startswith("201"), (status, data)
     sid = data.decode().split(":")[1].strip(" }\n")
-    status, data = wsgi_call("DELETE", f"/stuff/{sid}")
+    status, data = wsgi_call("DELETE", f"/stuff/{sid}", application=application)
     assert status.startswith("204"), (status, data)
+
+
+def floors() -> dict:
+    """The benchmark's floors (bench/floor.wsgi, bench/flask_floor.wsgi), loaded here as
+    mod_wsgi loads them, from a folder holding what `make bench` copies beside them: Kiva's
+    statements (queries.sql) and a kiva.env naming this database and secret."""
+    folder = tempfile.mkdtemp(prefix="kiva-instr-floors-")
+    for name in ("floor.wsgi", "flask_floor.wsgi", "floor_sql.py"):
+        shutil.copy2(os.path.join(HERE, "bench", name), folder)
+    shutil.copy2(os.path.join(HERE, "queries.sql"), folder)
+    with open(os.path.join(folder, "kiva.env"), "w") as env:
+        env.write(f"KIVA_DB={os.environ['KIVA_DB']}\nAPP_SECRET={os.environ['APP_SECRET']}\n")
+    loaded = {
+        name: runpy.run_path(os.path.join(folder, name))["application"] for name in ("floor.wsgi", "flask_floor.wsgi")
+    }
+    shutil.rmtree(folder)  # the modules are loaded: their files are no longer read
+    return loaded
+
+
+# instructions of a scenario over a floor's: the CPU ratios of `make bench`, without the kernel
+RATIOS = {
+    "flask_instr_floors": ("flask", "floor"),
+    "fsa_instr_floors": ("fsa", "floor"),
+    "open_instr_floors": ("open", "floor"),
+    "token_instr_floors": ("token", "floor"),
+    "basic_instr_floors": ("basic", "floor"),
+    "writes_instr_floors": ("writes", "floor_writes"),
+}
 
 
 def callgrind(*args: str):
@@ -80,22 +118,33 @@ def main():
     token, tid = token_and_thing()
     sid = app.test_client().get("/stuff?limit=1").json[0]["sid"]
     basic = {"Authorization": "Basic " + base64.b64encode(b"calvin:hobbes").decode()}
+    floor = floors()
     runs = {
+        "floor": lambda: wsgi_get(f"/things/{tid}", {}, floor["floor.wsgi"]),
+        "flask": lambda: wsgi_get(f"/things/{tid}", {}, floor["flask_floor.wsgi"]),
+        "fsa": lambda: wsgi_get(f"/fsa/things/{tid}", token, floor["flask_floor.wsgi"]),
+        "floor_writes": lambda: write_pair(floor["floor.wsgi"]),
         "open": lambda: wsgi_get(f"/stuff/{sid}", {}),
         "token": lambda: wsgi_get(f"/things/{tid}", token),
         "basic": lambda: wsgi_get(f"/things/{tid}", basic),
         "writes": write_pair,
     }
     labels = {
+        "floor": "floor: raw WSGI GET /things/<tid>",
+        "flask": "floor: bare Flask GET /things/<tid>",
+        "fsa": "floor: FlaskSimpleAuth token GET /things/<tid>",
+        "floor_writes": "floor: raw WSGI POST /stuff + DELETE /stuff/<sid> pair",
         "open": "open GET /stuff/<sid>",
         "token": "token GET /things/<tid>",
         "basic": "basic GET /things/<tid> (no device cookie, as wrk)",
         "writes": "POST /stuff + DELETE /stuff/<sid> pair",
     }
+    counts = {}
     for scenario in SCENARIOS:
         run = runs[scenario]
         for _ in range(50):
-            run()
+            status, _body = run() or ("200", b"")
+            assert status[0] == "2", (scenario, status, _body)
         callgrind("--instr=on")
         for _ in range(REQUESTS):
             run()
@@ -103,8 +152,11 @@ def main():
         callgrind(f"--dump={scenario}")
         dumps = sorted(glob.glob(f"{OUT}.*"), key=os.path.getmtime)
         totals = [line for line in open(dumps[-1]) if line.startswith("totals:")]
-        count = int(totals[0].split()[1]) / REQUESTS
+        count = counts[scenario] = int(totals[0].split()[1]) / REQUESTS
         print(f"{labels[scenario]}: {count:.0f} instructions per request (callgrind, in-process)", flush=True)
+    for name, (a, b) in RATIOS.items():
+        if a in counts and b in counts:
+            print(f"ratio {name}: {counts[a] / counts[b]:.2f}")
 
 
 if __name__ == "__main__":
