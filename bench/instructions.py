@@ -40,6 +40,7 @@ import time
 from inprocess import HERE, app, make_environ, token_and_thing, wsgi_get
 
 import app as kiva
+from bench import CPU_RATIOS
 
 REQUESTS = int(os.environ.get("INSTR_REQUESTS", "200"))
 SCENARIOS = os.environ.get("INSTR_SCENARIOS", "floor,flask,fsa,open,token,basic,writes,floor_writes").split(",")
@@ -99,15 +100,9 @@ def floors() -> dict:
     return loaded
 
 
-# instructions of a scenario over a floor's: the CPU ratios of `make bench`, without the kernel
-RATIOS = {
-    "flask_instr_floors": ("flask", "floor"),
-    "fsa_instr_floors": ("fsa", "floor"),
-    "open_instr_floors": ("open", "floor"),
-    "token_instr_floors": ("token", "floor"),
-    "basic_instr_floors": ("basic", "floor"),
-    "writes_instr_floors": ("writes", "floor_writes"),
-}
+# instructions of a scenario over a floor's: `make bench`'s CPU ratios, without the kernel
+# (those of the scenarios counted here: not its in-process cache variant)
+RATIOS = {name.replace("_cpu_", "_instr_"): pair for name, pair in CPU_RATIOS.items()}
 
 
 def callgrind(*args: str):
