@@ -211,8 +211,9 @@ def device_value(login: str) -> str:
     return serializer().make_signer().sign(itsdangerous.encoding.base64_encode(payload)).decode()
 
 
-# (second, secure) → the attributes of a device cookie set then: Expires moves each second
-_attributes: dict[tuple[int, bool], str] = {}
+# (second, secure, lifetime in days) → the attributes of a device cookie set then: Expires
+# moves each second, and each app has its lifetime (KIVA_DEVICE_DAYS)
+_attributes: dict[tuple[int, bool, int], str] = {}
 
 
 def cookie_attributes(secure: bool) -> str:
@@ -220,15 +221,15 @@ def cookie_attributes(secure: bool) -> str:
     set_cookie writes it (Expires, Max-Age, Secure over HTTPS, HttpOnly, Path, SameSite),
     made once a second: every cookieless client's successful check sets one, and the
     signed value, URL-safe base64 and dots, needs no quoting (tests/test_throttle.py)."""
-    key = (int(time.time()), secure)
+    days = context.app().config["KIVA_DEVICE_DAYS"]
+    key = (int(time.time()), secure, days)
     found = _attributes.get(key)
     if found is None:
-        days = context.app().config["KIVA_DEVICE_DAYS"]
         header = werkzeug.http.dump_cookie(
             DEVICE_COOKIE, "-", max_age=days * 86400, secure=secure, httponly=True, samesite="Strict"
         )
         found = header.partition("; ")[2]
-        _attributes.clear()  # the last second's: at most two entries live
+        _attributes.clear()  # the last second's: a few entries live at most
         _attributes[key] = found
     return found
 

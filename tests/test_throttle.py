@@ -6,11 +6,13 @@ that the end of the window can be checked too; the limit is the default, 5.
 
 import contextlib
 import time
+import typing
 
 import pytest
 from helpers import EXTERNAL, Clock, app_config, basic, bearer, register, unique
 
 LIMIT = 5
+T = typing.TypeVar("T")
 
 
 def fresh_user(api) -> tuple[str, str, int]:
@@ -115,6 +117,17 @@ def test_device_cookie_format():
             assert throttle.device("calvin", row) is None  # another login's device
 
 
+def within_one_second(make: typing.Callable[[], T]) -> T:
+    """make()'s result, from a call that began and ended within one second of the clock:
+    what it compares is stamped to the second."""
+    for _ in range(3):
+        second = int(time.time())
+        result = make()
+        if int(time.time()) == second:
+            return result
+    raise AssertionError("three calls in a row crossed a second")
+
+
 @pytest.mark.skipif(EXTERNAL, reason="the app's hooks: in-process only")
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_device_cookie_header_is_werkzeugs(scheme):
@@ -126,24 +139,24 @@ def test_device_cookie_header_is_werkzeugs(scheme):
     from app import app
     from production import context, throttle
 
+    def both() -> tuple[list[str], list[str], str]:
+        context.state().new_device = "susie"
+        built = throttle.device_cookie(flask.Response()).headers.get_all("Set-Cookie")
+        value = built[0].partition(";")[0].partition("=")[2]
+        expected = flask.Response()
+        expected.set_cookie(
+            throttle.DEVICE_COOKIE,
+            value,
+            max_age=365 * 86400,
+            secure=scheme == "https",
+            httponly=True,
+            samesite="Strict",
+        )
+        return built, expected.headers.get_all("Set-Cookie"), value
+
     with app.test_request_context("/login", base_url=f"{scheme}://kiva.test"):
-        for _ in range(3):  # both built within one second (Expires is to the second)
-            second = int(time.time())
-            context.state().new_device = "susie"
-            built = throttle.device_cookie(flask.Response()).headers.get_all("Set-Cookie")
-            value = built[0].partition(";")[0].partition("=")[2]
-            expected = flask.Response()
-            expected.set_cookie(
-                throttle.DEVICE_COOKIE,
-                value,
-                max_age=365 * 86400,
-                secure=scheme == "https",
-                httponly=True,
-                samesite="Strict",
-            )
-            if int(time.time()) == second:
-                break
-        assert built == expected.headers.get_all("Set-Cookie")
+        built, expected, value = within_one_second(both)  # Expires is to the second
+        assert built == expected
         assert ("; Secure;" in built[0]) == (scheme == "https")
     with app.test_request_context("/login", headers={"Cookie": f"{throttle.DEVICE_COOKIE}={value}"}):
         assert throttle.device("susie", {"uid": 3, "pwchanged": time.time() - 10}) is not None
@@ -159,16 +172,28 @@ def test_device_value_reads_back(login):
     from app import app
     from production import throttle
 
+    def both() -> tuple[str, str, str]:
+        value = throttle.device_value(login)
+        device_id = serializer.loads(value)[1]
+        return value, device_id, serializer.dumps([login, device_id])
+
     with app.test_request_context("/login"):
         serializer = throttle.serializer()
-        for _ in range(3):  # both signed within one second (the timestamp is to the second)
-            second = int(time.time())
-            value = throttle.device_value(login)
-            device_id = serializer.loads(value)[1]
-            same = serializer.dumps([login, device_id])
-            if int(time.time()) == second:
-                break
+        value, device_id, same = within_one_second(both)  # the signature's timestamp is to the second
         assert serializer.loads(value, max_age=10) == [login, device_id] and len(device_id) == 32
         if len(login) < 100:
             assert value == same
         assert throttle.device_value(login) != value  # a new id each time
+
+
+@pytest.mark.skipif(EXTERNAL, reason="the app's configuration: in-process only")
+def test_device_cookie_lifetime_is_the_apps(monkeypatch):
+    """The attributes made once a second follow the app's KIVA_DEVICE_DAYS, even when another
+    lifetime's were made within the same second (two apps in one process)."""
+    from app import app
+    from production import throttle
+
+    with app.test_request_context("/login"):
+        assert f"Max-Age={365 * 86400};" in throttle.cookie_attributes(False)
+        monkeypatch.setitem(app.config, "KIVA_DEVICE_DAYS", 1)
+        assert "Max-Age=86400;" in throttle.cookie_attributes(False)
