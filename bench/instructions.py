@@ -73,14 +73,16 @@ def wsgi_call(
     return status[0], data
 
 
-def write_pair(application=app):
-    """POST /stuff then DELETE /stuff/<sid>, as the benchmark's writes (a form body)."""
+def write_pair(application=app) -> tuple[str, bytes]:
+    """POST /stuff then DELETE /stuff/<sid>, as the benchmark's writes (a form body); the
+    DELETE's answer."""
     body = f"stuff=instr-{os.getpid()}-{time.time()}-{next(COUNTER)}".encode()
     status, data = wsgi_call("POST", "/stuff", body, "application/x-www-form-urlencoded", application)
     assert status.startswith("201"), (status, data)
     sid = data.decode().split(":")[1].strip(" }\n")
     status, data = wsgi_call("DELETE", f"/stuff/{sid}", application=application)
     assert status.startswith("204"), (status, data)
+    return status, data
 
 
 def floors() -> dict:
@@ -138,8 +140,8 @@ def main():
     for scenario in SCENARIOS:
         run = runs[scenario]
         for _ in range(50):
-            status, _body = run() or ("200", b"")
-            assert status[0] == "2", (scenario, status, _body)
+            status, body = run()
+            assert status[0] == "2", (scenario, status, body)
         callgrind("--instr=on")
         for _ in range(REQUESTS):
             run()
