@@ -13,7 +13,10 @@ other server processes. So every authenticated request reads its user row once
 (one indexed query, memoised for the request: context.RequestState) and derives the password
 hash, the ADMIN group, "this user still exists" and "this token is not older than
 the password" from it. Only pure computations are cached: the bcrypt verification
-of a (password, current hash) pair, which a password change invalidates.
+of a (password, current hash) pair, which a password change invalidates. On one host
+(KIVA_LOCAL_CACHE), the rows themselves are kept in each process while the generations
+the host's processes share say that nothing they hold changed: still exact across
+processes, without a round trip (production/localcache.py, docs/shared-cache.md).
 """
 
 import base64
@@ -73,10 +76,10 @@ class PasswordChecks:
     Hashes of new passwords (/register, /cmp/hash, password changes) have slots of their
     own (`hash_slots`): they cannot take the logins' ones, whatever their number; and they
     run at the lowest CPU priority: a login competing with them for a core gets it.
-    A successful check is cached by (keyed digest of the password, current hash): a
-    changed password has a new hash (new salt), so the entry no longer matches.
+    A successful check is cached by the keyed digests of (the password, the current hash):
+    a changed password has a new hash (new salt), so the entry no longer matches.
     Failures are never cached. The key is an HMAC under a per-process random key:
-    the cache holds no password, nor any digest that could be brute-forced offline.
+    the cache holds no password nor hash, nor any digest that could be brute-forced offline.
     """
 
     def __init__(self, slots: int, hash_slots: int, wait: float, size: int = 4096):  # pragma: no mutate block (set-up)
@@ -98,8 +101,8 @@ class PasswordChecks:
             self.hash_slot_count, thread_name_prefix="kiva-hash", initializer=lower_priority
         )
         self.secret = os.urandom(32)
-        self.verified: collections.OrderedDict[tuple[bytes, str], None] = collections.OrderedDict()
-        self.running: dict[tuple[bytes, str], Running] = {}
+        self.verified: collections.OrderedDict[tuple[bytes, bytes], None] = collections.OrderedDict()
+        self.running: dict[tuple[bytes, bytes], Running] = {}
         self.lock = threading.Lock()
 
     def bounded(
@@ -126,8 +129,21 @@ class PasswordChecks:
         request_context = contextvars.copy_context()
         return self.bounded(lambda: self.hashers.submit(request_context.run, work).result(), slots=self.hash_slots)
 
+    def digest(self, text: str) -> bytes:
+        """A keyed digest (this process's key): what the memo keeps of a password or a hash."""
+        return hmac.new(self.secret, text.encode(), hashlib.sha256).digest()
+
+    def remembered(self, password: str, ref_digest: bytes) -> bool:
+        """Whether this password was verified against the hash of this digest (the memo)."""
+        key = (self.digest(password), ref_digest)
+        with self.lock:
+            if key in self.verified:
+                self.verified.move_to_end(key)
+                return True
+        return False
+
     def verify(self, app: fsa.Flask, password: str, ref: str) -> bool:
-        key = (hmac.new(self.secret, password.encode(), hashlib.sha256).digest(), ref)
+        key = (self.digest(password), self.digest(ref))
         with self.lock:
             if key in self.verified:
                 self.verified.move_to_end(key)
@@ -153,7 +169,7 @@ class PasswordChecks:
                 del self.running[key]
             running.done.set()
 
-    def verify_once(self, app: fsa.Flask, password: str, ref: str, key: tuple[bytes, str]) -> bool:
+    def verify_once(self, app: fsa.Flask, password: str, ref: str, key: tuple[bytes, bytes]) -> bool:
         if not self.bounded(lambda: app.check_password(password, ref)):
             return False
         with self.lock:
@@ -183,16 +199,33 @@ def checks() -> PasswordChecks:
     return flask.current_app.extensions["kiva_password_checks"]
 
 
-def lookup(login: str) -> dict:
+def lookup(login: str, hashed: bool = False) -> dict:
     """What the database knows of a login, read for each of its password checks (one per
     request, two when a password-authenticated user confirms a change with its current
     password), kept for user_row (no second query).
 
-    uid, login, pword, isadmin, pwchanged (all None for an unknown login), and the
-    failed password checks of the throttling windows for this login and this client.
+    uid, login, isadmin, pwchanged (all None for an unknown login), the failed password
+    checks of the throttling windows for this login and this client, and pword_digest
+    (checks().digest of the hash, or of KIVA_UNKNOWN_USER_HASH); pword, the hash itself,
+    when read from the database, which `hashed` asks for. On one host, the row comes from
+    this process's memory while no user and no count changed (usercache.login_row), without
+    its hash: a check already verified needs only the digest (PasswordChecks.remembered).
     """
-    # never from the shared cache: it holds no password hash (docs/shared-cache.md)
-    row = db.get_user_login(login=login, address=throttle.client_key())
+    client = throttle.client_key()
+    unknown = flask.current_app.config["KIVA_UNKNOWN_USER_HASH"]
+
+    def load() -> dict:
+        row = db.get_user_login(login=login, address=client)
+        row["pword_digest"] = checks().digest(row["pword"] or unknown)
+        return row
+
+    def without_hash(row: dict) -> dict | None:
+        """What may be kept: no hash, and no row whose hash is due for a rehash."""
+        if row["pword"] is not None and hash_cost(row["pword"]) < current_app.config["FSA_PASSWORD_OPTS"]["rounds"]:
+            return None
+        return {k: v for k, v in row.items() if k != "pword"}
+
+    row = load() if hashed else usercache.login_row(login, client, load, without_hash)
     state = context.state()
     state.logins = (state.logins or {}) | {login: row}
     return row
@@ -234,16 +267,20 @@ def password_check(login: str, password: str) -> bool:
     device = throttle.device(login, row)  # a device cookie of this login: its owner's device
     try:
         throttle.check(login, row, device)
-        ok = checks().verify(
-            current_app, bcrypt_input(password), row["pword"] or flask.current_app.config["KIVA_UNKNOWN_USER_HASH"]
-        )
+        ok = checks().remembered(bcrypt_input(password), row["pword_digest"])
+        if not ok:  # bcrypt: the hash is needed
+            if "pword" not in row:  # kept without it: read again (the counts are the same)
+                row = lookup(login, hashed=True)
+            ok = checks().verify(
+                current_app, bcrypt_input(password), row["pword"] or flask.current_app.config["KIVA_UNKNOWN_USER_HASH"]
+            )
     except fsa.ErrorResponse as e:
         # FlaskSimpleAuth answers the last scheme's error: make sure this one wins
         context.state().auth_refusal = e
         raise
     ok = ok and row["uid"] is not None
     throttle.record(login, row, ok, device)
-    if ok and hash_cost(row["pword"]) < current_app.config["FSA_PASSWORD_OPTS"]["rounds"]:
+    if ok and "pword" in row and hash_cost(row["pword"]) < current_app.config["FSA_PASSWORD_OPTS"]["rounds"]:
         rehash(login, password, row)
     return ok
 

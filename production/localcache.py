@@ -23,6 +23,13 @@ shared counter had *before* the read:
   most, as an unflushed shared cache's (docs/shared-cache.md). A deployment reloads the
   processes (make deploy, DB_INIT included): their rows are gone with them.
 
+The same file holds a second generation, CHECKS, for what a password check reads
+(login_row: the row with the login's and the client's throttling counts, auth.lookup):
+it moves with any failed check counted or count reset (throttle.count) and any new user
+(/register, POST /users), and a login row depends on both generations. Its password hash
+is never kept: only a keyed digest of it (auth.PasswordChecks.digest), which is enough to
+find a check already verified in the process's memo and useless to anyone else.
+
 Several hosts must not use it (each would keep its own generation): they share Redis
 (KIVA_REDIS), which wins when both are set.
 """
@@ -32,9 +39,12 @@ import mmap
 import os
 import struct
 import time
+import typing
 from collections.abc import Callable
 
 GENERATION = struct.Struct("@Q")  # native: one aligned 8-byte load or store
+USERS, CHECKS = 0, 1  # the generations of the file: any user changed; a password check's counts
+WORDS = 2
 MAX_AGE = 30.0  # seconds a row is trusted whatever the generation says (changes outside the app)
 MAX_ROWS = 10_000  # rows kept per process; beyond, the cache starts again empty
 
@@ -50,29 +60,47 @@ class LocalCache:
     def __init__(self, path: str):
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
-            if os.fstat(fd).st_size < GENERATION.size:  # new: zeros, a generation like any other
-                os.ftruncate(fd, GENERATION.size)
-            self.shared = mmap.mmap(fd, GENERATION.size)  # the mapping outlives the descriptor
+            if os.fstat(fd).st_size < WORDS * GENERATION.size:  # new (or one word): zeros, generations like any other
+                os.ftruncate(fd, WORDS * GENERATION.size)
+            self.shared = mmap.mmap(fd, WORDS * GENERATION.size)  # the mapping outlives the descriptor
         finally:
             os.close(fd)
         self.rows: dict[str, tuple[int, float, dict]] = {}  # login: (generation, loaded at, row)
+        # (login, client): ((USERS, CHECKS) generations, loaded at, row)
+        self.logins: dict[tuple[str, str], tuple[tuple[int, int], float, dict]] = {}
 
-    def generation(self) -> int:
-        return GENERATION.unpack_from(self.shared)[0]
+    def generation(self, word: int = USERS) -> int:
+        return GENERATION.unpack_from(self.shared, word * GENERATION.size)[0]
 
-    def bump(self):
-        GENERATION.pack_into(self.shared, 0, int.from_bytes(os.urandom(GENERATION.size), "little"))
+    def bump(self, word: int = USERS):
+        GENERATION.pack_into(self.shared, word * GENERATION.size, int.from_bytes(os.urandom(GENERATION.size), "little"))
 
     def user_row(self, login: str, load: Callable[[], dict | None]) -> dict | None:
         """The row of login, from this process's memory if no user changed since it was
         read (and it is younger than MAX_AGE), else load()ed; None (no such user) is not kept."""
-        generation, now = self.generation(), time.monotonic()  # before the load
-        entry = self.rows.get(login)
-        if entry is not None and entry[0] == generation and now - entry[1] <= MAX_AGE:
-            return dict(entry[2])  # a copy: the caller's changes stay the caller's
-        row = load()
-        if row is not None:
-            if len(self.rows) >= MAX_ROWS:
-                self.rows.clear()
-            self.rows[login] = (generation, now, dict(row))  # a copy: the caller may change its own
-        return row
+        return kept(self.rows, login, self.generation(), load, lambda row: row)
+
+    def login_row(self, login: str, client: str, load: Callable[[], dict], keep: Callable[[dict], dict | None]) -> dict:
+        """What a password check of login from client reads, from this process's memory if
+        no user and no throttling count changed since it was read (and it is younger than
+        MAX_AGE), else load()ed; keep(row) is what may be kept of it (None: nothing).
+        An unknown login's row is kept like a known one's: the time a check takes must not
+        tell whether the login exists."""
+        generations = (self.generation(USERS), self.generation(CHECKS))
+        return kept(self.logins, (login, client), generations, load, keep)
+
+
+def kept(rows: dict, key, generation, load: Callable, keep: Callable) -> typing.Any:
+    """rows[key]'s row (a copy) if it was read under this generation less than MAX_AGE
+    ago, else load()ed and, if keep() says so, kept (at most MAX_ROWS rows)."""
+    now = time.monotonic()  # the generation was read before the load
+    entry = rows.get(key)
+    if entry is not None and entry[0] == generation and now - entry[1] <= MAX_AGE:
+        return dict(entry[2])  # a copy: the caller's changes stay the caller's
+    row = load()
+    kept_row = keep(row)
+    if kept_row:
+        if len(rows) >= MAX_ROWS:
+            rows.clear()
+        rows[key] = (generation, now, dict(kept_row))  # a copy: the caller may change its own
+    return row

@@ -37,9 +37,12 @@ them; they are kept for unknown logins too (a 429 must not tell whether a login
 exists); windows that are over are deleted as new failures come, and only logins
 that could exist are counted (auth.password_check): the table stays small. The
 check costs no query without a device cookie: the counts come with the user row
-(auth.lookup); a device's count is one more query, only when one is sent.
+(auth.lookup), which one host keeps in each process's memory until a count or a user
+changes (usercache.counts_changed, docs/shared-cache.md); a device's count is one more
+query, only when one is sent.
 """
 
+import functools
 import ipaddress
 import json
 import logging
@@ -53,7 +56,7 @@ import FlaskSimpleAuth as fsa
 import itsdangerous
 import werkzeug.http
 
-from production import context
+from production import context, usercache
 from production.errors import DB_FAILURES
 from production.security import client_address
 
@@ -77,7 +80,12 @@ def settings() -> tuple[int, int, float]:
 
 def client_key() -> str:
     """The client as the throttle counts it: its address, an IPv6 one by its /64."""
-    address = client_address()
+    return address_key(client_address())
+
+
+@functools.lru_cache(maxsize=4096)  # a pure function of the text: parsed once per address
+def address_key(address: str) -> str:
+    """An address as the throttle counts it: an IPv6 one by its /64."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:  # "-", or what a trusted proxy forwarded: counted as it is
@@ -109,7 +117,9 @@ def serializer() -> itsdangerous.URLSafeTimedSerializer:
 def device(login: str, row: dict) -> str | None:
     """The id of the request's device cookie if it is a valid one of this login: signed
     by the app, not too old, issued after the login's last password change."""
-    cookie = context.request().cookies.get(DEVICE_COOKIE)
+    req = context.request()
+    # most clients send no cookie at all: no parse (Werkzeug's cookies) for them
+    cookie = req.cookies.get(DEVICE_COOKIE) if "HTTP_COOKIE" in req.environ else None
     if not cookie or row["uid"] is None:
         return None
     days = context.app().config["KIVA_DEVICE_DAYS"]
@@ -168,10 +178,12 @@ def count(res: flask.Response) -> flask.Response:
         return res
     _, _, window = settings()
     day = flask.current_app.config["KIVA_THROTTLE_BUDGET_SECONDS"]
+    written = False  # a failure counted or a login's count reset, committed or not
     try:
         for login, ok, throttled, row, device_id in outcomes:
             now = time.time()
             if not ok:
+                written = True
                 # the budget of the login, or the device's own: each over its day
                 daily = ("device", device_id) if device_id is not None else ("untrusted", login)
                 for kind, name, start in (
@@ -183,13 +195,16 @@ def count(res: flask.Response) -> flask.Response:
                 db.purge_auth_failures(start=now - window, day_start=now - day)
                 continue
             if row["login_failures"] and not throttled:
+                written = True
                 db.del_auth_failures(kind="login", name=login)
             if device_id is not None and state.device_failures:
-                db.del_auth_failures(kind="device", name=device_id)
+                db.del_auth_failures(kind="device", name=device_id)  # not in a login row: nothing kept
         db.commit()
     except DB_FAILURES as e:  # counting must not turn an answer into an error (nor a 500)
         log.error(f"login throttling: {e}")
         db.rollback()
+    if written:  # before the answer leaves: the next check, in any process, reads them again
+        usercache.counts_changed()
     return res
 
 

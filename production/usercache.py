@@ -2,8 +2,8 @@
 
 Off by default: without KIVA_REDIS every call loads from the database, as before.
 With it, the user rows behind tokens and groups (auth.user_row: uid, login,
-isadmin, pwchanged; never a password hash: password checks and their throttling
-counts always read the database) and the object-permission answers are kept in
+isadmin, pwchanged; never a password hash: with Redis, password checks and their
+throttling counts always read the database) and the object-permission answers are kept in
 Redis for all the processes of all the nodes. Redis is a trust boundary: anything
 read from it is input (docs/shared-cache.md has the design and its bounds).
 
@@ -68,6 +68,8 @@ USERS_GENERATION = "generation:users"
 KEY_LABEL = b"kiva shared cache entries, v1"
 # routes of the users blueprint that change no existing user (a new user has no entry)
 NO_USER_CHANGE = {"users.post_register", "users.get_login", "users.post_users"}
+NEW_USER_ROUTES = {"users.post_register", "users.post_users"}  # …but these create one
+NEW_USERS = "new users"  # not a generation of Redis: the local cache's login rows
 
 
 def new_generation() -> str:
@@ -253,6 +255,15 @@ def user_row(login: str, load: Callable[[], dict | None]) -> dict | None:
     return cached(f"row:{login}", [USERS_GENERATION], without_hash, lambda r: r is not None)
 
 
+def login_row(login: str, client: str, load: Callable[[], dict], keep: Callable[[dict], dict | None]) -> dict:
+    """What a password check reads (auth.lookup): on one host, from this process's memory
+    while no user and no throttling count changed (localcache.py), keep(row) being what may
+    be kept of it; otherwise, Redis or not, from the database (Redis holds no hash nor count)."""
+    if local is not None:
+        return local.login_row(login, client, load, keep)
+    return load()
+
+
 def permission(kind: str, ident: int, login: str, load: Callable[[], bool | None]) -> bool | None:
     """An object-permission answer (True, False; None for no such object, not cached).
     A user's record changes with the users (generation:users), an object with itself."""
@@ -260,16 +271,20 @@ def permission(kind: str, ident: int, login: str, load: Callable[[], bool | None
     return cached(f"perm:{kind}:{ident}:{login}", generations, load, lambda v: v is not None)
 
 
-def changed_generations(res: flask.Response) -> set[str]:
+def changed_generations(res: flask.Response, new_users: bool = False) -> set[str]:
     """What this request's writes invalidate, from its route, method and status: a
     success, or a server error (the commit may have happened), of a write that can
-    change an existing user or object; a 4xx was rolled back."""
+    change an existing user or object; a 4xx was rolled back. With `new_users` (the local
+    cache's login rows, unknown logins' included), NEW_USERS for a write that may have
+    created a user."""
     request = context.request()  # not the proxy: 1.5 µs a read (bench/RESULTS.md)
     if request.method in READ_ONLY_METHODS or 400 <= res.status_code < 500:
         return set()
     view_args = request.view_args or {}
-    if request.blueprint == "users" and request.endpoint not in NO_USER_CHANGE:
-        return {USERS_GENERATION}
+    if request.blueprint == "users":
+        if request.endpoint not in NO_USER_CHANGE:
+            return {USERS_GENERATION}
+        return {NEW_USERS} if new_users and request.endpoint in NEW_USER_ROUTES else set()
     if request.blueprint == "owned" and "oid" in view_args:
         return {f"generation:owned:{view_args['oid']}"}
     return set()
@@ -279,9 +294,20 @@ def invalidate(res: flask.Response) -> flask.Response:
     """After the transaction's end: bump the generations of what the request changed."""
     if cache is not None:
         cache.bump(changed_generations(res))
-    elif local is not None and USERS_GENERATION in changed_generations(res):
-        local.bump()  # before the answer leaves: the next request of any process sees it
+    elif local is not None:  # before the answer leaves: the next request of any process sees it
+        changed = changed_generations(res, new_users=True)
+        if USERS_GENERATION in changed:
+            local.bump(localcache.USERS)  # the login rows depend on it too
+        elif NEW_USERS in changed:
+            local.bump(localcache.CHECKS)  # an unknown login's row kept for password checks
     return res
+
+
+def counts_changed():
+    """throttle.count wrote throttling counts (committed or not): on this host, the login
+    rows kept for password checks are read again, in any process (Redis keeps no count)."""
+    if local is not None:
+        local.bump(localcache.CHECKS)
 
 
 def init_app(app: flask.Flask):  # pragma: no mutate block (set-up)

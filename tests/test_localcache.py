@@ -14,7 +14,7 @@ import sys
 import time
 
 import pytest
-from helpers import EXTERNAL, HERE, Loads, unique
+from helpers import EXTERNAL, HERE, Loads, basic, new_address, register, unique
 
 from production import localcache, metrics, usercache
 
@@ -101,11 +101,97 @@ def test_app_rows_per_login(cache, monkeypatch):
 
 def test_generation_file_private(cache, tmp_path):
     path = tmp_path / "generation"
-    assert path.stat().st_mode & 0o777 == 0o600 and path.stat().st_size == localcache.GENERATION.size
-    before = cache.generation()
+    assert path.stat().st_mode & 0o777 == 0o600 and path.stat().st_size == 2 * localcache.GENERATION.size
+    before = cache.generation(), cache.generation(localcache.CHECKS)
     cache.bump()
-    assert cache.generation() != before
-    assert int.from_bytes(path.read_bytes(), sys.byteorder) == cache.generation()  # in the file, for all
+    assert cache.generation() != before[0] and cache.generation(localcache.CHECKS) == before[1]
+    cache.bump(localcache.CHECKS)
+    assert cache.generation(localcache.CHECKS) != before[1]
+    words = path.read_bytes()  # in the file, for all
+    assert int.from_bytes(words[:8], sys.byteorder) == cache.generation()
+    assert int.from_bytes(words[8:], sys.byteorder) == cache.generation(localcache.CHECKS)
+
+
+def test_generation_file_of_one_word_grows(tmp_path):
+    """A file of the previous version (the users' generation alone) gets the second word."""
+    path = tmp_path / "generation"
+    path.write_bytes((12345).to_bytes(8, sys.byteorder))
+    cache = localcache.LocalCache(str(path))
+    assert cache.generation() == 12345 and cache.generation(localcache.CHECKS) == 0
+    assert path.stat().st_size == 16
+
+
+LOGIN_ROW = {**ROW, "pword": "$2b$04$hash", "pword_digest": b"digest", "login_failures": None}
+
+
+def without_hash(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k != "pword"}
+
+
+def test_login_rows_kept_until_a_user_or_a_count_changes(cache, tmp_path):
+    """A password check's row, per login and client: kept as keep() gives it (no hash), read
+    again once any user or any throttling count changed, in any process of the host."""
+    load = Loads(LOGIN_ROW)
+    assert cache.login_row("susie", "10.0.0.1", load, without_hash) == LOGIN_ROW  # the load's own row
+    assert cache.login_row("susie", "10.0.0.1", load, without_hash) == without_hash(LOGIN_ROW)
+    assert load.count == 1
+    assert cache.login_row("susie", "10.0.0.2", load, without_hash) == LOGIN_ROW and load.count == 2  # per client
+    other = localcache.LocalCache(str(tmp_path / "generation"))  # another process of the host
+    for word, loads in ((localcache.CHECKS, 3), (localcache.USERS, 4)):
+        other.bump(word)
+        assert cache.login_row("susie", "10.0.0.1", load, without_hash) == LOGIN_ROW and load.count == loads
+        assert cache.login_row("susie", "10.0.0.1", load, without_hash) == without_hash(LOGIN_ROW)
+        assert load.count == loads
+    assert all("pword" not in row for _, _, row in cache.logins.values())
+    assert cache.rows == {}  # the token rows are another store
+
+
+def test_login_rows_kept_as_keep_says(cache, monkeypatch):
+    """Nothing kept where keep() says None (a hash due for a rehash); an unknown login's row
+    kept as a known one's (a check's time must not tell whether a login exists); MAX_AGE."""
+    load = Loads(LOGIN_ROW)
+    for _ in range(2):
+        cache.login_row("susie", "10.0.0.1", load, lambda row: None)
+    assert load.count == 2
+    unknown = Loads({k: None for k in LOGIN_ROW} | {"pword_digest": b"unknown"})
+    for _ in range(2):
+        assert cache.login_row("nobody", "10.0.0.1", unknown, without_hash)["uid"] is None
+    assert unknown.count == 1
+    now = time.monotonic()
+    monkeypatch.setattr(localcache.time, "monotonic", lambda: now + localcache.MAX_AGE + 0.001)
+    cache.login_row("nobody", "10.0.0.1", unknown, without_hash)
+    assert unknown.count == 2
+
+
+@in_process_only
+def test_password_checks_keep_no_hash(api, cache, monkeypatch):
+    """Through the app: a login's second check reads nothing (the memo and the kept row
+    suffice), and what is kept holds neither the hash nor the password."""
+    import auth
+
+    monkeypatch.setattr(usercache, "local", cache)
+    login, password, uid = register(api, "kept", "a-kept-password")
+    reads = []
+    original = auth.db.get_user_login
+
+    def read(**kwargs):
+        reads.append(kwargs["login"])
+        return original(**kwargs)
+
+    monkeypatch.setattr(auth.db, "get_user_login", read)
+    try:
+        for _ in range(3):
+            assert api.get("/whoami", 200, login=None, headers=basic(login, password)).json == login
+        assert reads == [login]
+        api.get("/whoami", 401, login=None, headers=basic(login, "a-wrong-password"))  # bcrypt: the hash
+        assert reads == [login, login]
+        kept = repr(cache.logins)
+        assert "$2" not in kept and password not in kept and "pword'" not in kept
+        api.get("/whoami", 200, login=None, headers=basic(login, password))  # the count changed
+        assert reads == [login, login, login]
+    finally:
+        monkeypatch.undo()
+        api.delete(f"/users/{uid}", 204, login="calvin")
 
 
 # the other process: the app with the local cache on, on the same database; for each token
@@ -186,3 +272,94 @@ def test_only_user_changes_bump_the_generation(api, cache, monkeypatch):
     assert cache.generation() == before
     api.patch("/users/3", 204, login="calvin", data={"isadmin": False})
     assert cache.generation() != before
+
+
+# the other process, for password checks: for each "login password address" line, GET
+# /whoami with Basic from that client address (a trusted proxy's X-Forwarded-For), the status
+OTHER_CHECKS = OTHER_PROCESS.replace(
+    """    res = client.get("/whoami", headers={{"Authorization": "Bearer " + line.strip()}})""",
+    """    login, password, address = line.split()
+    res = client.get("/whoami", headers={{"Authorization": "Basic " + __import__("base64").b64encode(
+        (login + ":" + password).encode()).decode(), "X-Forwarded-For": address}})""",
+)
+
+
+@in_process_only
+def test_failed_checks_seen_by_another_process(api, monkeypatch):
+    """The throttling counts are exact across processes: another process, which has just
+    accepted a login from a client (its row kept in its memory), refuses it (429) on its
+    very next check once this one counted the login's failures from that client; the
+    issue's 1,000 times, a new login and client address each."""
+    from app import app
+
+    if "127.0.0.1" not in app.config.get("KIVA_TRUSTED_PROXIES", ""):
+        pytest.skip("needs KIVA_TRUSTED_PROXIES=127.0.0.1 (make test-sqlite, test-pg): one client address each")
+    path = localcache.generation_path(metrics.base_directory(), app.config["ANODB"]["conn"])
+    monkeypatch.setattr(usercache, "local", localcache.LocalCache(path))  # this process: the one counting
+    from database import db
+
+    limit = app.config["KIVA_THROTTLE_FAILURES"]
+    logins = [unique("counted") for _ in range(CHANGES)]
+    with app.test_request_context("/register"):  # the users at once: one hash, one commit
+        pword = app.hash_password("the-password", check=False)
+        uids = [db.add_user(login=login, pword=pword, isadmin=False, now=time.time()) for login in logins]
+        db.commit()
+    other = subprocess.Popen(  # noqa: S603 (this interpreter, the test's own code)
+        [sys.executable, "-c", OTHER_CHECKS.format(here=HERE)],
+        env={**os.environ, "KIVA_LOCAL_CACHE": "1"},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert other.stdin and other.stdout
+    to_other, from_other = other.stdin, other.stdout
+
+    def status_there(login: str, address: str) -> int:
+        to_other.write(f"{login} the-password {address}\n")
+        to_other.flush()
+        return int(from_other.readline())
+
+    try:
+        assert other.stdout.readline().strip() == "ready"
+        outcomes = []
+        for login in logins:
+            address = new_address()
+            accepted = status_there(login, address)  # its row now in the other process's memory
+            wrong = basic(login, "a-wrong-password") | {"X-Forwarded-For": address}
+            failed = {api.get("/whoami", None, login=None, headers=wrong).status_code for _ in range(limit)}
+            outcomes.append((accepted, *sorted(failed), status_there(login, address)))
+    finally:
+        other.stdin.close()
+        other.wait(timeout=30)
+        with app.test_request_context("/users"):
+            for uid in uids:
+                db.del_user_uid(uid=uid, version=None)
+            db.commit()
+    assert outcomes.count((200, 401, 429)) == CHANGES, json.dumps(sorted(set(outcomes)))
+
+
+@in_process_only
+def test_what_bumps_the_checks_generation(api, cache, monkeypatch):
+    """The login rows' second generation moves with a counted failure, a count reset and a
+    new user (an unknown login's row may be kept), and with nothing else: not with a
+    successful check, a read, a refused registration; the users' generation stays put."""
+    monkeypatch.setattr(usercache, "local", cache)
+    login, password, uid = register(api, "bumps", "a-bump-password")
+    try:
+        steps = [
+            ("a check", lambda: api.get("/whoami", 200, login=None, headers=basic(login, password)), False),
+            ("a read", lambda: api.get("/stuff", 200), False),
+            ("a failure", lambda: api.get("/whoami", 401, login=None, headers=basic(login, "a-wrong-one")), True),
+            ("the reset", lambda: api.get("/whoami", 200, login=None, headers=basic(login, password)), True),
+            ("no count left", lambda: api.get("/whoami", 200, login=None, headers=basic(login, password)), False),
+            ("a taken login", lambda: api.post("/register", 409, data={"login": login, "pword": "pw-taken-1"}), False),
+            ("a new user", lambda: api.delete(f"/users/{register(api, 'bumps2')[2]}", 204, login="calvin"), True),
+        ]
+        for what, step, bumps in steps:
+            users, checks = cache.generation(), cache.generation(localcache.CHECKS)
+            step()
+            assert (cache.generation(localcache.CHECKS) != checks) == bumps, what
+            if what != "a new user":  # …deleted at once: a users change
+                assert cache.generation() == users, what
+    finally:
+        api.delete(f"/users/{uid}", 204, login="calvin")
