@@ -27,7 +27,6 @@ is the difference (bench/RESULTS.md's table of the parts).
 
 import base64
 import glob
-import io
 import itertools
 import logging
 import os
@@ -37,7 +36,7 @@ import subprocess
 import tempfile
 import time
 
-from inprocess import HERE, app, make_environ, token_and_thing, wsgi_get
+from inprocess import HERE, app, token_and_thing, wsgi_call, wsgi_get
 
 import app as kiva
 from bench import CPU_RATIOS
@@ -56,28 +55,13 @@ for name in filter(None, os.environ.get("INSTR_WITHOUT", "").split(",")):
 COUNTER = itertools.count()
 
 
-def wsgi_call(
-    method: str, path: str, body: bytes = b"", content_type: str | None = None, application=app
-) -> tuple[str, bytes]:
-    environ = make_environ(path, {})
-    environ["REQUEST_METHOD"] = method
-    environ["wsgi.input"] = io.BytesIO(body)
-    if content_type:
-        environ["CONTENT_TYPE"], environ["CONTENT_LENGTH"] = content_type, str(len(body))
-    status = []
-    res = application(environ, lambda s, h, e=None: status.append(s))
-    try:
-        data = b"".join(res)
-    finally:
-        getattr(res, "close", lambda: None)()
-    return status[0], data
-
-
 def write_pair(application=app) -> tuple[str, bytes]:
     """POST /stuff then DELETE /stuff/<sid>, as the benchmark's writes (a form body); the
     DELETE's answer."""
     body = f"stuff=instr-{os.getpid()}-{time.time()}-{next(COUNTER)}".encode()
-    status, data = wsgi_call("POST", "/stuff", body, "application/x-www-form-urlencoded", application)
+    status, data = wsgi_call(
+        "POST", "/stuff", body=body, content_type="application/x-www-form-urlencoded", application=application
+    )
     assert status.startswith("201"), (status, data)
     sid = data.decode().split(":")[1].strip(" }\n")
     status, data = wsgi_call("DELETE", f"/stuff/{sid}", application=application)
