@@ -6,6 +6,7 @@ is refused by another on its very next request, 1,000 times; each time the other
 process had just accepted the token, so it holds the user's row in its memory.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -210,24 +211,36 @@ for line in sys.stdin:
 """
 
 
-@in_process_only
-def test_password_change_seen_by_another_process(api, monkeypatch):
+def add_users(prefix: str, password: str) -> tuple[list[str], list[int]]:
+    """CHANGES new users at once (one hash, one commit): their logins and uids."""
     from app import app
-
-    path = localcache.generation_path(metrics.base_directory(), app.config["ANODB"]["conn"])
-    monkeypatch.setattr(usercache, "local", localcache.LocalCache(path))  # this process: the writer
     from database import db
 
-    logins = [unique("fresh") for _ in range(CHANGES)]
-    with app.test_request_context("/register"):  # the users at once: one hash, one commit
-        pword = app.hash_password("a-password", check=False)
+    logins = [unique(prefix) for _ in range(CHANGES)]
+    with app.test_request_context("/register"):
+        pword = app.hash_password(password, check=False)
         uids = [db.add_user(login=login, pword=pword, isadmin=False, now=time.time()) for login in logins]
         db.commit()
-    time.sleep(1.05)  # tokens of a later second than the users' creation (to the second: auth.token_issued)
-    with app.test_request_context("/login"):
-        tokens = [app.create_token(login, realm=app.name) for login in logins]
+    return logins, uids
+
+
+def del_users(uids: list[int]):
+    from app import app
+    from database import db
+
+    with app.test_request_context("/users"):
+        for uid in uids:
+            db.del_user_uid(uid=uid, version=None)
+        db.commit()
+
+
+@contextlib.contextmanager
+def other_process(script: str):
+    """Another process of the app on the same database, the local cache on, running
+    script (OTHER_PROCESS's kind): a function that sends it a line and returns the
+    status it answered."""
     other = subprocess.Popen(  # noqa: S603 (this interpreter, the test's own code)
-        [sys.executable, "-c", OTHER_PROCESS.format(here=HERE)],
+        [sys.executable, "-c", script.format(here=HERE)],
         env={**os.environ, "KIVA_LOCAL_CACHE": "1"},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -236,25 +249,45 @@ def test_password_change_seen_by_another_process(api, monkeypatch):
     assert other.stdin and other.stdout
     to_other, from_other = other.stdin, other.stdout
 
-    def status_there(token: str) -> int:
-        to_other.write(token + "\n")
+    def status_there(line: str) -> int:
+        to_other.write(line + "\n")
         to_other.flush()
         return int(from_other.readline())
 
     try:
-        assert other.stdout.readline().strip() == "ready"
-        outcomes = []
-        for uid, token in zip(uids, tokens, strict=True):
-            accepted = status_there(token)  # its row now in the other process's memory
-            api.patch(f"/users/{uid}", 204, login="calvin", data={"password": "another-password"})
-            outcomes.append((accepted, status_there(token)))
+        assert from_other.readline().strip() == "ready"
+        yield status_there
     finally:
-        other.stdin.close()
+        to_other.close()
         other.wait(timeout=30)
-        with app.test_request_context("/users"):
-            for uid in uids:
-                db.del_user_uid(uid=uid, version=None)
-            db.commit()
+
+
+def this_process_local_cache(monkeypatch):
+    """This process's local cache on, on the generation file of the app's database."""
+    from app import app
+
+    path = localcache.generation_path(metrics.base_directory(), app.config["ANODB"]["conn"])
+    monkeypatch.setattr(usercache, "local", localcache.LocalCache(path))
+
+
+@in_process_only
+def test_password_change_seen_by_another_process(api, monkeypatch):
+    from app import app
+
+    this_process_local_cache(monkeypatch)  # this process: the writer
+    logins, uids = add_users("fresh", "a-password")
+    try:
+        time.sleep(1.05)  # tokens of a later second than the users' creation (to the second: auth.token_issued)
+        with app.test_request_context("/login"):
+            tokens = [app.create_token(login, realm=app.name) for login in logins]
+        outcomes = []
+        with other_process(OTHER_PROCESS) as status_there:
+            for uid, token in zip(uids, tokens, strict=True):
+                accepted = status_there(token)  # its row now in the other process's memory
+                api.patch(f"/users/{uid}", 204, login="calvin", data={"password": "another-password"})
+                outcomes.append((accepted, status_there(token)))
+    finally:
+        del_users(uids)
     assert outcomes.count((200, 401)) == CHANGES, json.dumps(sorted(set(outcomes)))
 
 
@@ -294,47 +327,20 @@ def test_failed_checks_seen_by_another_process(api, monkeypatch):
 
     if "127.0.0.1" not in app.config.get("KIVA_TRUSTED_PROXIES", ""):
         pytest.skip("needs KIVA_TRUSTED_PROXIES=127.0.0.1 (make test-sqlite, test-pg): one client address each")
-    path = localcache.generation_path(metrics.base_directory(), app.config["ANODB"]["conn"])
-    monkeypatch.setattr(usercache, "local", localcache.LocalCache(path))  # this process: the one counting
-    from database import db
-
+    this_process_local_cache(monkeypatch)  # this process: the one counting
     limit = app.config["KIVA_THROTTLE_FAILURES"]
-    logins = [unique("counted") for _ in range(CHANGES)]
-    with app.test_request_context("/register"):  # the users at once: one hash, one commit
-        pword = app.hash_password("the-password", check=False)
-        uids = [db.add_user(login=login, pword=pword, isadmin=False, now=time.time()) for login in logins]
-        db.commit()
-    other = subprocess.Popen(  # noqa: S603 (this interpreter, the test's own code)
-        [sys.executable, "-c", OTHER_CHECKS.format(here=HERE)],
-        env={**os.environ, "KIVA_LOCAL_CACHE": "1"},
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert other.stdin and other.stdout
-    to_other, from_other = other.stdin, other.stdout
-
-    def status_there(login: str, address: str) -> int:
-        to_other.write(f"{login} the-password {address}\n")
-        to_other.flush()
-        return int(from_other.readline())
-
+    logins, uids = add_users("counted", "the-password")
     try:
-        assert other.stdout.readline().strip() == "ready"
         outcomes = []
-        for login in logins:
-            address = new_address()
-            accepted = status_there(login, address)  # its row now in the other process's memory
-            wrong = basic(login, "a-wrong-password") | {"X-Forwarded-For": address}
-            failed = {api.get("/whoami", None, login=None, headers=wrong).status_code for _ in range(limit)}
-            outcomes.append((accepted, *sorted(failed), status_there(login, address)))
+        with other_process(OTHER_CHECKS) as status_there:
+            for login in logins:
+                address = new_address()
+                accepted = status_there(f"{login} the-password {address}")  # its row now kept there
+                wrong = basic(login, "a-wrong-password") | {"X-Forwarded-For": address}
+                failed = {api.get("/whoami", None, login=None, headers=wrong).status_code for _ in range(limit)}
+                outcomes.append((accepted, *sorted(failed), status_there(f"{login} the-password {address}")))
     finally:
-        other.stdin.close()
-        other.wait(timeout=30)
-        with app.test_request_context("/users"):
-            for uid in uids:
-                db.del_user_uid(uid=uid, version=None)
-            db.commit()
+        del_users(uids)
     assert outcomes.count((200, 401, 429)) == CHANGES, json.dumps(sorted(set(outcomes)))
 
 
