@@ -227,7 +227,9 @@ def wait_status(server: str, want: str, timeout: float = 30.0):
 def stat_fields(pid: int | str) -> list[str] | None:
     """The fields of /proc/<pid>/stat after the command (state, ppid, …), None if gone."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
+        # latin-1: another program's command name may be any bytes (not UTF-8: a mutation
+        # run beside the drill stopped it), and only the fields after it are read
+        with open(f"/proc/{pid}/stat", encoding="latin-1") as f:
             # pid (comm) state ppid …: the command may hold spaces, not the closing parenthesis
             return f.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):  # not a process, or gone meanwhile

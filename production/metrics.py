@@ -55,7 +55,9 @@ def process_start(pid: int) -> str:
     """The start time of a process (clock ticks since boot): with the pid, it names the
     process uniquely, even after its pid is reused; "" where /proc does not tell."""
     try:
-        with open(f"/proc/{pid}/stat") as stat:
+        # latin-1: the command name before ")" may be any bytes (not UTF-8: a name cut in
+        # the middle of a character), and the pid may be any process's now
+        with open(f"/proc/{pid}/stat", encoding="latin-1") as stat:
             return stat.read().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
         return ""
