@@ -394,3 +394,75 @@ def test_parallel_checks_of_the_same_password_share_one_bcrypt(monkeypatch):
     first.join(10)
     second.join(10)
     assert (answers, calls) == ([True, True], ["pw"])
+
+
+class CountingApp:
+    """What PasswordChecks asks of the app: check_password, counted; right if "pw"."""
+
+    def __init__(self):
+        self.calls: list[str] = []
+
+    def check_password(self, password: str, ref: str) -> bool:
+        self.calls.append(password)
+        return password == "pw"  # noqa: S105
+
+
+def test_verify_remembers_successes_newest_last():
+    """A verified pair is answered from the memo (no bcrypt), found by its digests
+    (remembered), and kept as the newest when used again: the oldest is forgotten first."""
+    import auth
+
+    checks = auth.PasswordChecks(slots=1, hash_slots=1, wait=0, size=2)
+    app = CountingApp()
+    for ref in ("ref-a", "ref-b", "ref-a", "ref-a"):
+        assert checks.verify(app, "pw", ref) is True  # type: ignore[arg-type]
+    assert app.calls == ["pw", "pw"]  # a and b once each
+    assert checks.remembered("pw", checks.digest("ref-a")) and not checks.remembered("wrong", checks.digest("ref-a"))
+    assert checks.verify(app, "pw", "ref-c")  # type: ignore[arg-type]  # the memo's bound: b, the oldest, goes
+    assert [checks.remembered("pw", checks.digest(r)) for r in ("ref-a", "ref-b", "ref-c")] == [True, False, True]
+    assert not checks.verify(app, "wrong", "ref-a") and not checks.remembered("wrong", checks.digest("ref-a"))  # type: ignore[arg-type]
+
+
+def test_waiting_for_a_refused_check_runs_its_own(monkeypatch):
+    """A request waiting for the same check under way, which was refused (no slot: 503),
+    runs its own check, and answers by it, not by the refused one's missing answer."""
+    import FlaskSimpleAuth as fsa
+
+    import auth
+
+    waiting = threading.Event()
+
+    class Done(threading.Event):  # a Running's event, telling when someone waits on it
+        def wait(self, timeout: float | None = None) -> bool:
+            waiting.set()
+            return super().wait(timeout)
+
+    class Watched(auth.Running):
+        def __init__(self):
+            super().__init__()
+            self.done = Done()
+
+    monkeypatch.setattr(auth, "Running", Watched)
+    checks = auth.PasswordChecks(slots=1, hash_slots=1, wait=2.0)
+    app = CountingApp()
+    assert checks.slots.acquire(timeout=1)  # another login holds the only slot
+    answers: list[object] = []
+
+    def check():
+        try:
+            answers.append(checks.verify(app, "pw", "ref"))  # type: ignore[arg-type]
+        except fsa.ErrorResponse as e:
+            answers.append(e.status)
+
+    first = threading.Thread(target=check)
+    first.start()
+    deadline = time.monotonic() + 10
+    while not checks.running and time.monotonic() < deadline:  # the first one's check under way
+        time.sleep(0.005)
+    second = threading.Thread(target=check)
+    second.start()
+    assert waiting.wait(10)  # the second waits for the first
+    first.join(10)  # refused after its 2 s wait for a slot
+    checks.slots.release()  # now the second one's own check gets it
+    second.join(10)
+    assert (answers, app.calls) == ([503, True], ["pw"])
