@@ -89,6 +89,27 @@ def cluster(*args: str):
     subprocess.run([*CLUSTER, *args], check=True, stdout=subprocess.DEVNULL)
 
 
+def wrong_writes(
+    acked: dict[int, str], deleted: set[int], failed_deletes: list[int], rows: dict[int, str]
+) -> tuple[list[str], int]:
+    """What the database holds against what was answered: an acknowledged POST must be
+    there (with its name) unless a DELETE of it was acknowledged (then it must be gone);
+    a DELETE that failed without an answer (its node killed) may have committed or not:
+    either is right, and how many did is counted. Returns (errors, failed DELETEs applied)."""
+    errors = []
+    unknown = set(failed_deletes)
+    for sid, name in acked.items():
+        if sid in deleted:
+            if sid in rows:
+                errors.append(f"sid {sid} deleted (204) but present")
+        elif sid in unknown:
+            if sid in rows and rows[sid] != name:
+                errors.append(f"sid {sid} changed: {rows[sid]!r}, not {name!r}")
+        elif rows.get(sid) != name:
+            errors.append(f"sid {sid} acknowledged (201) but absent")
+    return errors, sum(sid not in rows for sid in unknown)
+
+
 class Load:
     """Client threads through HAProxy; every request logged."""
 
@@ -180,21 +201,17 @@ class Load:
 
     def check_writes(self) -> tuple[int, list[str]]:
         """Acknowledged writes in the database; failed ones reported. Returns (present, errors)."""
-        errors = []
         with psycopg.connect(PG) as conn:
             rows: dict[int, str] = dict(
                 conn.execute("SELECT sid, stuff FROM Stuff WHERE stuff LIKE %s", (self.prefix + "-%",))
             )
-        for sid, name in self.acked.items():
-            if sid in self.deleted and sid in rows:
-                errors.append(f"sid {sid} deleted (204) but present")
-            elif sid not in self.deleted and rows.get(sid) != name:
-                errors.append(f"sid {sid} acknowledged (201) but absent")
+        errors, deletes_applied = wrong_writes(self.acked, self.deleted, self.failed_deletes, rows)
         failed_present = sum(name in rows.values() for name in self.failed_posts)
         print(
             f"  writes: {len(self.acked)} POSTs acknowledged, {len(self.deleted)} DELETEs acknowledged, all checked "
             f"in the database: {len(errors)} wrong; {len(self.failed_posts)} failed POSTs, {failed_present} of "
-            f"them present (committed before the failure); {len(self.failed_deletes)} failed DELETEs"
+            f"them present (committed before the failure); {len(self.failed_deletes)} failed DELETEs, "
+            f"{deletes_applied} of them applied (committed before the failure)"
         )
         # clean up: the drill's rows
         with psycopg.connect(PG) as conn:

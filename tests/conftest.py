@@ -7,6 +7,8 @@ unique names and remove them, so they run in any order, on a long-lived server t
 """
 
 import os
+import subprocess
+import sys
 
 import pytest
 from helpers import SEED_PASSWORDS, Client, Raw, database_counts, new_address, seed_counts
@@ -40,3 +42,20 @@ def leaves_the_data_as_found():
     yield
     if before is not None:
         assert database_counts() == before, "the suite left rows behind, or removed some"
+
+
+@pytest.fixture
+def oddly_named_process():
+    """A process whose command name is not UTF-8 (a byte 0xc7 alone: what a name cut at
+    /proc's 15 bytes in the middle of a character leaves, as mutmut's workers show)."""
+    child = subprocess.Popen(  # noqa: S603 (this interpreter)
+        [sys.executable, "-c", "open('/proc/self/comm', 'wb').write(b'odd\\xc7name'); print(1, flush=True); input()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert child.stdout and child.stdout.readline() == b"1\n"
+    with open(f"/proc/{child.pid}/comm", "rb") as comm:
+        assert comm.read() == b"odd\xc7name\n"
+    yield child.pid
+    child.kill()
+    child.wait()

@@ -10,10 +10,9 @@ The exposition is checked by Prometheus's own `promtool check metrics`.
 import os
 import re
 import subprocess
-import sys
 
 import pytest
-from helpers import EXTERNAL, HERE, app_routes, basic, bearer, families, forge_token, samples, unique, value
+from helpers import EXTERNAL, app_routes, basic, bearer, families, forge_token, samples, unique, value
 
 PROMTOOL = os.environ.get("PROMTOOL", "/usr/bin/promtool")  # Debian's prometheus package
 TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
@@ -245,23 +244,6 @@ def test_metrics_folder_of_another_account_refused(tmp_path, monkeypatch):
     assert os.path.dirname(group) == str(mine)
 
 
-@pytest.fixture
-def oddly_named_process():
-    """A process whose command name is not UTF-8 (a byte 0xc7 alone: what a name cut at
-    /proc's 15 bytes in the middle of a character leaves, as mutmut's workers show)."""
-    child = subprocess.Popen(  # noqa: S603 (this interpreter)
-        [sys.executable, "-c", "open('/proc/self/comm', 'wb').write(b'odd\\xc7name'); print(1, flush=True); input()"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
-    assert child.stdout and child.stdout.readline() == b"1\n"
-    with open(f"/proc/{child.pid}/comm", "rb") as comm:
-        assert comm.read() == b"odd\xc7name\n"
-    yield child.pid
-    child.kill()
-    child.wait()
-
-
 def test_process_start_of_any_process(oddly_named_process):
     """A group directory's pid may have been reused by any process: its start time is read
     whatever its name (a UnicodeDecodeError would stop the app's start)."""
@@ -270,17 +252,3 @@ def test_process_start_of_any_process(oddly_named_process):
     start = metrics.process_start(oddly_named_process)
     assert start.isdigit() and metrics.alive(oddly_named_process, start)
     assert not metrics.alive(oddly_named_process, str(int(start) + 1))
-
-
-def test_cluster_drills_read_any_process(oddly_named_process, monkeypatch):
-    """The cluster drill walks every process of the machine to find a node's Apache: one
-    whose name is not UTF-8 (a mutation run beside it) stopped it with a traceback."""
-    for name in ("CLUSTER_API", "CLUSTER_NODES", "CLUSTER_SOCKET", "CLUSTER_DIR", "CLUSTER_PG"):
-        monkeypatch.setenv(name, "-")  # read at import: the drill's settings, unused here
-    sys.path.insert(0, os.path.join(HERE, "drills"))
-    try:
-        import cluster_drills
-    finally:
-        sys.path.remove(os.path.join(HERE, "drills"))
-    fields = cluster_drills.stat_fields(oddly_named_process)
-    assert fields is not None and int(fields[1]) == os.getpid()
