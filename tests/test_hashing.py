@@ -354,22 +354,14 @@ def test_login_row_read_once_per_request(api, monkeypatch):
         api.delete(f"/users/{uid}", 204, login="calvin")
 
 
-def test_parallel_checks_of_the_same_password_share_one_bcrypt(monkeypatch):
-    """Parallel requests with the same credentials, each the first of this process, wait
-    for the check under way (in no slot) rather than take a slot each: one bcrypt, the
-    same answer for both."""
+@pytest.fixture
+def waiting(monkeypatch) -> threading.Event:
+    """Set once a request waits for a password check under way (auth.Running's event)."""
     import auth
 
-    inside, release, waiting = threading.Event(), threading.Event(), threading.Event()
-    calls: list[str] = []
+    waiting = threading.Event()
 
-    class App:
-        def check_password(self, password: str, ref: str) -> bool:
-            calls.append(password)
-            inside.set()
-            return release.wait(10)
-
-    class Done(threading.Event):  # a Running's event, telling when someone waits on it
+    class Done(threading.Event):
         def wait(self, timeout: float | None = None) -> bool:
             waiting.set()
             return super().wait(timeout)
@@ -380,6 +372,24 @@ def test_parallel_checks_of_the_same_password_share_one_bcrypt(monkeypatch):
             self.done = Done()
 
     monkeypatch.setattr(auth, "Running", Watched)
+    return waiting
+
+
+def test_parallel_checks_of_the_same_password_share_one_bcrypt(waiting):
+    """Parallel requests with the same credentials, each the first of this process, wait
+    for the check under way (in no slot) rather than take a slot each: one bcrypt, the
+    same answer for both."""
+    import auth
+
+    inside, release = threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    class App:
+        def check_password(self, password: str, ref: str) -> bool:
+            calls.append(password)
+            inside.set()
+            return release.wait(10)
+
     checks = auth.PasswordChecks(slots=2, hash_slots=1, wait=0)
     answers: list[bool] = []
     first = threading.Thread(target=lambda: answers.append(checks.verify(App(), "pw", "ref")))  # type: ignore[arg-type]
@@ -423,26 +433,13 @@ def test_verify_remembers_successes_newest_last():
     assert not checks.verify(app, "wrong", "ref-a") and not checks.remembered("wrong", checks.digest("ref-a"))  # type: ignore[arg-type]
 
 
-def test_waiting_for_a_refused_check_runs_its_own(monkeypatch):
+def test_waiting_for_a_refused_check_runs_its_own(waiting):
     """A request waiting for the same check under way, which was refused (no slot: 503),
     runs its own check, and answers by it, not by the refused one's missing answer."""
     import FlaskSimpleAuth as fsa
 
     import auth
 
-    waiting = threading.Event()
-
-    class Done(threading.Event):  # a Running's event, telling when someone waits on it
-        def wait(self, timeout: float | None = None) -> bool:
-            waiting.set()
-            return super().wait(timeout)
-
-    class Watched(auth.Running):
-        def __init__(self):
-            super().__init__()
-            self.done = Done()
-
-    monkeypatch.setattr(auth, "Running", Watched)
     checks = auth.PasswordChecks(slots=1, hash_slots=1, wait=2.0)
     app = CountingApp()
     assert checks.slots.acquire(timeout=1)  # another login holds the only slot
