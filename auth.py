@@ -135,18 +135,20 @@ class PasswordChecks:
 
     def remembered(self, password: str, ref_digest: bytes) -> bool:
         """Whether this password was verified against the hash of this digest (the memo)."""
-        key = (self.digest(password), ref_digest)
         with self.lock:
-            if key in self.verified:
-                self.verified.move_to_end(key)
-                return True
+            return self.hit((self.digest(password), ref_digest))
+
+    def hit(self, key: tuple[bytes, bytes]) -> bool:
+        """Whether the memo holds this (password, hash) pair, made its newest if so; under the lock."""
+        if key in self.verified:
+            self.verified.move_to_end(key)
+            return True
         return False
 
     def verify(self, app: fsa.Flask, password: str, ref: str) -> bool:
         key = (self.digest(password), self.digest(ref))
         with self.lock:
-            if key in self.verified:
-                self.verified.move_to_end(key)
+            if self.hit(key):  # in the same hold of the lock as the look-up of a running check
                 return True
             # the same check already running (a client's parallel requests with the same
             # credentials, each the first of this process): wait for its answer, in no slot,
@@ -212,11 +214,10 @@ def lookup(login: str, hashed: bool = False) -> dict:
     its hash: a check already verified needs only the digest (PasswordChecks.remembered).
     """
     client = throttle.client_key()
-    unknown = flask.current_app.config["KIVA_UNKNOWN_USER_HASH"]
 
     def load() -> dict:
         row = db.get_user_login(login=login, address=client)
-        row["pword_digest"] = checks().digest(row["pword"] or unknown)
+        row["pword_digest"] = checks().digest(reference_hash(row))
         return row
 
     def without_hash(row: dict) -> dict | None:
@@ -229,6 +230,12 @@ def lookup(login: str, hashed: bool = False) -> dict:
     state = context.state()
     state.logins = (state.logins or {}) | {login: row}
     return row
+
+
+def reference_hash(row: dict) -> str:
+    """The hash a password is checked against: the login's, or for an unknown login one of
+    a random password at the configured cost (the same time, the same refusal)."""
+    return row["pword"] or flask.current_app.config["KIVA_UNKNOWN_USER_HASH"]
 
 
 def user_row(login: str) -> dict | None:
@@ -271,9 +278,7 @@ def password_check(login: str, password: str) -> bool:
         if not ok:  # bcrypt: the hash is needed
             if "pword" not in row:  # kept without it: read again (the counts are the same)
                 row = lookup(login, hashed=True)
-            ok = checks().verify(
-                current_app, bcrypt_input(password), row["pword"] or flask.current_app.config["KIVA_UNKNOWN_USER_HASH"]
-            )
+            ok = checks().verify(current_app, bcrypt_input(password), reference_hash(row))
     except fsa.ErrorResponse as e:
         # FlaskSimpleAuth answers the last scheme's error: make sure this one wins
         context.state().auth_refusal = e

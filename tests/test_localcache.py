@@ -15,7 +15,7 @@ import sys
 import time
 
 import pytest
-from helpers import EXTERNAL, HERE, Loads, basic, new_address, register, unique
+from helpers import EXTERNAL, HERE, Loads, basic, bearer, new_address, register, unique
 
 from production import localcache, metrics, usercache
 
@@ -195,10 +195,10 @@ def test_password_checks_keep_no_hash(api, cache, monkeypatch):
         api.delete(f"/users/{uid}", 204, login="calvin")
 
 
-# the other process: the app with the local cache on, on the same database; for each token
-# read on its input, GET /whoami, and the status on its output
+# the other process: the app with the local cache on, on the same database; for each line
+# read on its input (the request's headers, JSON), GET /whoami, and the status on its output
 OTHER_PROCESS = """
-import sys
+import json, sys
 sys.path.insert(0, {here!r})
 from app import app
 from production import usercache
@@ -206,8 +206,7 @@ assert usercache.local is not None, "the local cache is off"
 client = app.test_client()
 print("ready", flush=True)
 for line in sys.stdin:
-    res = client.get("/whoami", headers={{"Authorization": "Bearer " + line.strip()}})
-    print(res.status_code, flush=True)
+    print(client.get("/whoami", headers=json.loads(line)).status_code, flush=True)
 """
 
 
@@ -235,12 +234,11 @@ def del_users(uids: list[int]):
 
 
 @contextlib.contextmanager
-def other_process(script: str):
-    """Another process of the app on the same database, the local cache on, running
-    script (OTHER_PROCESS's kind): a function that sends it a line and returns the
-    status it answered."""
+def other_process():
+    """Another process of the app on the same database, the local cache on (OTHER_PROCESS):
+    a function that sends it a request's headers and returns the status it answered."""
     other = subprocess.Popen(  # noqa: S603 (this interpreter, the test's own code)
-        [sys.executable, "-c", script.format(here=HERE)],
+        [sys.executable, "-c", OTHER_PROCESS.format(here=HERE)],
         env={**os.environ, "KIVA_LOCAL_CACHE": "1"},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -249,8 +247,8 @@ def other_process(script: str):
     assert other.stdin and other.stdout
     to_other, from_other = other.stdin, other.stdout
 
-    def status_there(line: str) -> int:
-        to_other.write(line + "\n")
+    def status_there(headers: dict[str, str]) -> int:
+        to_other.write(json.dumps(headers) + "\n")
         to_other.flush()
         return int(from_other.readline())
 
@@ -281,11 +279,11 @@ def test_password_change_seen_by_another_process(api, monkeypatch):
         with app.test_request_context("/login"):
             tokens = [app.create_token(login, realm=app.name) for login in logins]
         outcomes = []
-        with other_process(OTHER_PROCESS) as status_there:
+        with other_process() as status_there:
             for uid, token in zip(uids, tokens, strict=True):
-                accepted = status_there(token)  # its row now in the other process's memory
+                accepted = status_there(bearer(token))  # its row now in the other process's memory
                 api.patch(f"/users/{uid}", 204, login="calvin", data={"password": "another-password"})
-                outcomes.append((accepted, status_there(token)))
+                outcomes.append((accepted, status_there(bearer(token))))
     finally:
         del_users(uids)
     assert outcomes.count((200, 401)) == CHANGES, json.dumps(sorted(set(outcomes)))
@@ -307,16 +305,6 @@ def test_only_user_changes_bump_the_generation(api, cache, monkeypatch):
     assert cache.generation() != before
 
 
-# the other process, for password checks: for each "login password address" line, GET
-# /whoami with Basic from that client address (a trusted proxy's X-Forwarded-For), the status
-OTHER_CHECKS = OTHER_PROCESS.replace(
-    """    res = client.get("/whoami", headers={{"Authorization": "Bearer " + line.strip()}})""",
-    """    login, password, address = line.split()
-    res = client.get("/whoami", headers={{"Authorization": "Basic " + __import__("base64").b64encode(
-        (login + ":" + password).encode()).decode(), "X-Forwarded-For": address}})""",
-)
-
-
 @in_process_only
 def test_failed_checks_seen_by_another_process(api, monkeypatch):
     """The throttling counts are exact across processes: another process, which has just
@@ -332,13 +320,13 @@ def test_failed_checks_seen_by_another_process(api, monkeypatch):
     logins, uids = add_users("counted", "the-password")
     try:
         outcomes = []
-        with other_process(OTHER_CHECKS) as status_there:
+        with other_process() as status_there:
             for login in logins:
-                address = new_address()
-                accepted = status_there(f"{login} the-password {address}")  # its row now kept there
-                wrong = basic(login, "a-wrong-password") | {"X-Forwarded-For": address}
+                address = {"X-Forwarded-For": new_address()}
+                accepted = status_there(basic(login, "the-password") | address)  # its row now kept there
+                wrong = basic(login, "a-wrong-password") | address
                 failed = {api.get("/whoami", None, login=None, headers=wrong).status_code for _ in range(limit)}
-                outcomes.append((accepted, *sorted(failed), status_there(f"{login} the-password {address}")))
+                outcomes.append((accepted, *sorted(failed), status_there(basic(login, "the-password") | address)))
     finally:
         del_users(uids)
     assert outcomes.count((200, 401, 429)) == CHANGES, json.dumps(sorted(set(outcomes)))
