@@ -41,9 +41,13 @@ import psycopg
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# the benchmarks' /proc readers (one copy: a process name that is not UTF-8 once stopped
+# the copy that had not been fixed)
+sys.path.insert(1, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
 from typing import Any
 
 import outage  # noqa: E402
+from procs import descendants, pidfile, stat_fields  # noqa: E402
 
 API = os.environ["CLUSTER_API"]
 NODES = os.environ["CLUSTER_NODES"].split(",")
@@ -241,30 +245,9 @@ def wait_status(server: str, want: str, timeout: float = 30.0):
     raise AssertionError(f"{server}: not {want} after {timeout} s: {stats()[server]['status']}")
 
 
-def stat_fields(pid: int | str) -> list[str] | None:
-    """The fields of /proc/<pid>/stat after the command (state, ppid, …), None if gone."""
-    try:
-        # latin-1: another program's command name may be any bytes (not UTF-8: a mutation
-        # run beside the drill stopped it), and only the fields after it are read
-        with open(f"/proc/{pid}/stat", encoding="latin-1") as f:
-            # pid (comm) state ppid …: the command may hold spaces, not the closing parenthesis
-            return f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):  # not a process, or gone meanwhile
-        return None
-
-
 def apache_pids(node: int) -> list[int]:
     """The node's Apache: the parent (its pid file) and all its descendants."""
-    with open(os.path.join(CLUSTER_DIR, f"node{node}", "apache", "httpd.pid")) as f:
-        pids = [int(f.read())]
-    children: dict[int, list[int]] = {}
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        fields = stat_fields(entry)
-        if fields is not None:
-            children.setdefault(int(fields[1]), []).append(int(entry))
-    for pid in pids:
-        pids.extend(children.get(pid, []))
-    return pids
+    return descendants(pidfile(os.path.join(CLUSTER_DIR, f"node{node}", "apache", "httpd.pid")))
 
 
 def all_dead(pids: list[int], timeout: float = 5.0) -> float:

@@ -19,9 +19,17 @@ def cluster_drills(monkeypatch):
     return cluster_drills
 
 
-def test_cluster_drills_read_any_process(cluster_drills, oddly_named_process):
-    """The cluster drill walks every process of the machine to find a node's Apache: one
-    whose name is not UTF-8 (a mutation run beside it) stopped it with a traceback."""
+def test_cluster_drills_read_any_process(cluster_drills, oddly_named_process, tmp_path, monkeypatch):
+    """The cluster drill walks every process of the machine to find a node's Apache (the
+    pid file's process and its descendants): one whose name is not UTF-8 (a mutation run
+    beside it) stopped it with a traceback. Here this test's process plays the node's
+    Apache, and the oddly named child is found among its descendants."""
+    apache = tmp_path / "node2" / "apache"
+    apache.mkdir(parents=True)
+    (apache / "httpd.pid").write_text(f"{os.getpid()}\n")
+    monkeypatch.setattr(cluster_drills, "CLUSTER_DIR", str(tmp_path))
+    pids = cluster_drills.apache_pids(2)
+    assert pids[0] == os.getpid() and oddly_named_process in pids
     fields = cluster_drills.stat_fields(oddly_named_process)
     assert fields is not None and int(fields[1]) == os.getpid()
 
