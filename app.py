@@ -37,6 +37,7 @@ BEFORE_REQUEST = [
     metrics.start,  # GET /metrics with the scrape token answered here
     errors.unknown_route_first,  # 404, 405: before the checks below
     security.refuse_cross_site_writes,  # 403
+    errors.refuse_large_bodies,  # 413: before anything reads the body
     errors.check_json_body,  # 400: malformed, nested too deep, not an object
     auth.one_kind_of_credentials,  # 400: credentials in the URL or of two kinds
 ]

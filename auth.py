@@ -39,7 +39,7 @@ import FlaskSimpleAuth as fsa
 from database import db
 from model import PASSWORD_MAX, Name
 from production import context, fsa_private, ratelimit, throttle, usercache
-from production.errors import body_params, json_error
+from production.errors import json_error
 
 log = logging.getLogger("kiva.auth")
 
@@ -426,7 +426,7 @@ def one_kind_of_credentials():
     header = req.environ.get("HTTP_AUTHORIZATION")
     if header is None:
         return None
-    body = body_params()
+    body = context.body_params()
     if body is not None and CREDENTIAL_PARAMS & body.keys():
         return json_error("one kind of credentials per request: Authorization header or USER/PASS", 400)
     if header.startswith("Basic ") and context.basic_credentials(header) is None:

@@ -12,6 +12,7 @@ import typing
 
 import flask
 import FlaskSimpleAuth as fsa
+import werkzeug.exceptions
 
 # HTTP methods by what they mean here, each set written once (RFC 9110's names)
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # a request body: parameters, 411 if chunked
@@ -101,3 +102,13 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
     except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
         return None
     return (login, password) if colon else None
+
+
+def body_params() -> dict | None:
+    """The request's body parameters (JSON object or form), None if it has none or is bad."""
+    req = request()
+    try:
+        body = req.get_json(silent=True) if req.is_json else req.form
+    except (RecursionError, werkzeug.exceptions.HTTPException):  # too deep, too large
+        return None
+    return body if isinstance(body, dict) else None

@@ -119,6 +119,19 @@ def unknown_route_first():
     return None
 
 
+def refuse_large_bodies():
+    """413 for a body over MAX_CONTENT_LENGTH, before anything reads it.
+
+    Werkzeug raises its 413 from whatever reads the body first. FlaskSimpleAuth's param
+    authentication, the first reader of a form, takes that for an internal error: a
+    traceback in the log, and the request went on to a 401. The declared Content-Length
+    says it all (a chunked body is refused by the front: 411)."""
+    req = context.request()
+    limit = req.max_content_length
+    if limit is not None and req.content_length is not None and req.content_length > limit:
+        raise werkzeug.exceptions.RequestEntityTooLarge()
+
+
 def check_json_body():
     """Parse a JSON body before FlaskSimpleAuth does: it must be an object of parameters.
 
@@ -157,20 +170,10 @@ def method_not_allowed(e: werkzeug.exceptions.MethodNotAllowed) -> flask.Respons
     return res
 
 
-def body_params() -> dict | None:
-    """The request's body parameters (JSON object or form), None if it has none or is bad."""
-    req = context.request()
-    try:
-        body = req.get_json(silent=True) if req.is_json else req.form
-    except (RecursionError, werkzeug.exceptions.HTTPException):  # too deep, too large
-        return None
-    return body if isinstance(body, dict) else None
-
-
 def request_secrets() -> list[str]:
     """The passwords and tokens this request carries, as they may appear in a message."""
     req = flask.request
-    body = body_params()
+    body = context.body_params()
     values: list = [body.get(name) for name in SECRET_PARAMS] if isinstance(body, dict) else []
     user = body.get("user") if isinstance(body, dict) else None
     if isinstance(user, dict):

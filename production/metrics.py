@@ -262,8 +262,8 @@ def credentials_scheme(req: flask.Request) -> str:
         return "token"
     if authorization.startswith("Basic "):
         return "basic"
-    body = req.get_json(silent=True) if req.is_json else req.form
-    if isinstance(body, dict) and ("USER" in body or "PASS" in body):
+    body = context.body_params()
+    if body is not None and ("USER" in body or "PASS" in body):
         return "param"
     return "none"
 

@@ -1,5 +1,7 @@
 """HTTP-level behaviour: every error is JSON with the right status, security headers."""
 
+import logging
+
 import pytest
 from helpers import EXTERNAL, basic
 
@@ -30,12 +32,28 @@ def test_json_value_of_the_wrong_type(api):
     assert "error" in api.get("/stuff", 400, json={"limit": 10.5}).json
 
 
-def test_body_too_large(api, raw):
+def test_body_too_large(api, raw, caplog):
     big = "x" * (1024 * 1024 + 1)
     res = api.post("/stuff", 413, data={"stuff": big})
     assert res.headers["Content-Type"] == "application/json" and "error" in res.json
     res = raw.request("POST", "/stuff", data='{"stuff": "' + big + '"}', headers=JSON)
     assert res.status_code == 413 and "error" in res.json_body
+    # in-process, the app's log is here: a client's error is no internal error (the form's
+    # 413 was logged as one, with its traceback)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_body_too_large_before_authentication(api, caplog):
+    """A body over the limit is a 413 whatever the credentials: FlaskSimpleAuth's param
+    authentication read the form first, logged Werkzeug's 413 as an internal error with
+    its traceback, and the request got a 401."""
+    big = {"login": "x" * (1024 * 1024 + 1)}
+    for headers in ({"Authorization": "Bearer nope"}, basic("calvin", "not-hobbes"), {}):
+        for method, path in (("POST", "/users"), ("PATCH", "/users/1"), ("POST", "/owners")):
+            res = api.request(method, path, 413, login=None, headers=headers, data=big)
+            assert res.headers["Content-Type"] == "application/json" and "error" in res.json, (method, path)
+    # in-process, the app's log is here: a client's error is no internal error
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def test_unknown_route(api):
