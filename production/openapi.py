@@ -30,7 +30,7 @@ import FlaskSimpleAuth as fsa
 import pydantic
 
 from production import VERSION, contract, declared, etag, ratelimit
-from production.context import AUTOMATIC_METHODS, BODY_METHODS, WRITE_METHODS
+from production.context import AUTOMATIC_METHODS, BODY_METHODS, METHODS, WRITE_METHODS
 
 blueprint = fsa.Blueprint("openapi", __name__)
 
@@ -149,34 +149,45 @@ def request_parameters(view, path_names: set[str], components: dict) -> list[tup
     return params
 
 
+def operation_id(function: str, method: str) -> str:
+    """The operation's name in generated clients: the view's name, which begins with its
+    method (post_stuff), that method made the operation's own when the view serves
+    several (put_stuff_sid for PUT and PATCH: patch_stuff_sid, not put_stuff_sid_patch)."""
+    verb, _, rest = function.partition("_")
+    if verb.upper() in METHODS and rest:
+        return f"{method.lower()}_{rest}"
+    return f"{function}_{method.lower()}"
+
+
 def request_body(params: list[tuple[str, dict, bool]], one_of: typing.Sequence[str]) -> dict | None:
-    """The body of a POST/PUT/PATCH: the parameters, as JSON or as a form."""
+    """The body of a POST/PUT/PATCH: the parameters, as a JSON object."""
     if not params:
         return None
     required = [name for name, _, needed in params if needed]
 
-    def body(nulls: bool) -> dict:
-        # FlaskSimpleAuth refuses a parameter the route does not declare (400): nothing else
-        # may come; in JSON, null for an optional parameter is the parameter left out
-        properties = {name: nullable(s) if nulls and not needed else s for name, s, needed in params}
-        schema: dict = {"type": "object", "properties": properties, "additionalProperties": False}
-        if required:
-            schema["required"] = required
-        if one_of:  # a PATCH with nothing to change (or only nulls) is a 400
-            schema["anyOf"] = [{"required": [n], "properties": {n: {"not": {"type": "null"}}}} for n in one_of]
-        return schema
-
-    content = {"application/json": {"schema": body(nulls=True)}}
-    # a model parameter (user) is JSON: the server also takes it as JSON inside a form field
-    # (user=<json>), but generated clients and schemathesis ignore a form's "encoding" and
-    # send the model's fields flattened: such a route documents its JSON body only
-    if not any("$ref" in s for _, s, _ in params):
-        content["application/x-www-form-urlencoded"] = {"schema": body(nulls=False)}
-    body_ = {"required": bool(required or one_of), "content": content}
-    if "application/x-www-form-urlencoded" not in content:
-        names = ", ".join(f"{name}=<json>" for name, _, _ in params)
-        body_["description"] = f"JSON; the server also takes a form whose field holds the JSON ({names})"
-    return body_
+    # FlaskSimpleAuth refuses a parameter the route does not declare (400): nothing else
+    # may come; in JSON, null for an optional parameter is the parameter left out
+    properties = {name: s if needed else nullable(s) for name, s, needed in params}
+    schema: dict = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        schema["required"] = required
+    if one_of:  # a PATCH with nothing to change (or only nulls) is a 400
+        schema["anyOf"] = [{"required": [n], "properties": {n: {"not": {"type": "null"}}}} for n in one_of]
+    # one media type, JSON: the server takes the same fields as a form too (below), but a
+    # required body of two media types breaks the most used Python client generator
+    # (openapi-python-client 0.29: its modules fail at import, its issue #1451), and a
+    # client sends one of them anyway (tests/test_generated_client.py)
+    if any("$ref" in s for _, s, _ in params):
+        # a model parameter (user): in a form, a field holding the model's JSON
+        form = ", ".join(f"{name}=<json>" for name, _, _ in params)
+        also = f"a form whose field holds the JSON ({form})"
+    else:
+        also = "the same fields as a form (application/x-www-form-urlencoded)"
+    return {
+        "required": bool(required or one_of),
+        "content": {"application/json": {"schema": schema}},
+        "description": f"JSON; the server also takes {also}",
+    }
 
 
 def nullable(schema: dict) -> dict:
@@ -210,9 +221,8 @@ def operation(app: fsa.Flask, rule, method: str, decl: declared.Declaration, sin
     authz = [a for a in decl.authz if a is not None]
     is_open = authz == ["OPEN"]
     authn = decl.authn or app.config["FSA_AUTH"]
-    several = len((rule.methods or set()) - AUTOMATIC_METHODS) > 1  # /login: GET and POST, one function
     blueprint, function = endpoint.split(".")
-    op: dict = {"operationId": function + (f"_{method.lower()}" if several else ""), "tags": [blueprint]}
+    op: dict = {"operationId": operation_id(function, method), "tags": [blueprint]}
     # the summary is the route's own comment, "# GET /stuff: all stuff, or those matching…",
     # its lines joined without their "#"
     comment = " ".join(line.lstrip("#").strip() for line in (inspect.getcomments(decl.view) or "").splitlines())
