@@ -158,3 +158,32 @@ def test_owners_and_things(kiva):
     assert delete_owners_oid.sync_detailed(oid, client=calvin).status_code == 204
     nobody = post_things.sync_detailed(client=calvin, body=PostThingsBody(tname=oname, oid=oid, tprice=1.0))
     assert nobody.status_code == 404 and isinstance(nobody.parsed, Error)
+
+
+def test_registration_and_owned_objects(kiva):
+    from kiva_client.api.compute import get_add
+    from kiva_client.api.owned import delete_object_oid, get_object_oid, patch_object_oid, post_object
+    from kiva_client.api.users import delete_users_uid, get_login, post_register
+    from kiva_client.models import Error, Owned, PatchObjectOidBody, PostObjectBody, PostRegisterBody
+
+    login, password = unique("gen"), unique("Gen-Pw")
+    registered = post_register.sync_detailed(client=client(kiva), body=PostRegisterBody(login=login, pword=password))
+    assert registered.status_code == 201, registered.content
+    uid = registered.parsed.uid
+    again = post_register.sync_detailed(client=client(kiva), body=PostRegisterBody(login=login, pword=password))
+    assert again.status_code == 409 and isinstance(again.parsed, Error)
+    me = client(kiva, token=get_login.sync_detailed(client=client(kiva, login, password)).parsed)
+    assert get_add.sync_detailed(client=me, i=2, j=3).parsed == 5
+    name = unique("gen")
+    created = post_object.sync_detailed(client=me, body=PostObjectBody(object_=name))
+    assert created.status_code == 201, created.content
+    oid = created.parsed.oid
+    assert get_object_oid.sync_detailed(oid, client=me).parsed == Owned(object_=name, oid=oid, owner=uid)
+    susie = client(kiva, "susie", SEED_PASSWORDS["susie"])  # not its owner
+    refused = get_object_oid.sync_detailed(oid, client=susie)
+    assert refused.status_code == 403 and isinstance(refused.parsed, Error)
+    renamed = patch_object_oid.sync_detailed(oid, client=me, body=PatchObjectOidBody(object_=name + "-2"))
+    assert renamed.status_code == 204
+    assert get_object_oid.sync_detailed(oid, client=me).parsed == Owned(object_=name + "-2", oid=oid, owner=uid)
+    assert delete_object_oid.sync_detailed(oid, client=me).status_code == 204
+    assert delete_users_uid.sync_detailed(uid, client=admin(kiva)).status_code == 204
