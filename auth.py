@@ -222,7 +222,7 @@ def lookup(login: str, hashed: bool = False) -> dict:
 
     def without_hash(row: dict) -> dict | None:
         """What may be kept: no hash, and no row whose hash is due for a rehash."""
-        if row["pword"] is not None and hash_cost(row["pword"]) < current_app.config["FSA_PASSWORD_OPTS"]["rounds"]:
+        if due_for_rehash(row):
             return None
         return {k: v for k, v in row.items() if k != "pword"}
 
@@ -285,9 +285,16 @@ def password_check(login: str, password: str) -> bool:
         raise
     ok = ok and row["uid"] is not None
     throttle.record(login, row, ok, device)
-    if ok and "pword" in row and hash_cost(row["pword"]) < current_app.config["FSA_PASSWORD_OPTS"]["rounds"]:
+    if ok and due_for_rehash(row):
         rehash(login, password, row)
     return ok
+
+
+def due_for_rehash(row: dict) -> bool:
+    """Whether the row's hash is cheaper than the configured cost (False for a row kept
+    without its hash: lookup keeps none that is due)."""
+    pword = row.get("pword")
+    return pword is not None and hash_cost(pword) < current_app.config["FSA_PASSWORD_OPTS"]["rounds"]
 
 
 def hash_cost(pword: str) -> int:

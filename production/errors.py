@@ -127,8 +127,8 @@ def refuse_large_bodies():
     traceback in the log, and the request went on to a 401. The declared Content-Length
     says it all (a chunked body is refused by the front: 411)."""
     req = context.request()
-    limit = req.max_content_length
-    if limit is not None and req.content_length is not None and req.content_length > limit:
+    length = req.content_length  # most requests have none: no config read for them
+    if length is not None and req.max_content_length is not None and length > req.max_content_length:
         raise werkzeug.exceptions.RequestEntityTooLarge()
 
 
